@@ -1,0 +1,77 @@
+/* backend — the op vtable. cpu/ is the reference (OpenBLAS + threads); cuda/ holds host glue for
+ * kernels/ and is tested against cpu/.
+ *
+ * Usage:
+ *   const lt_backend *be = lt_backend_cpu();
+ *   be->linear(x, w, bias, y, M, K, N);          // y[M,N] = x[M,K] @ w[N,K]^T + bias
+ *   be->rmsnorm(x, g, y, rows, dim, 1e-5f);
+ *
+ * All pointers are addresses the backend can read (host memory for cpu). Ops hold no model
+ * logic; shapes are given explicitly and described next to each entry (row-major, f32).
+ * Ops never allocate: callers pass scratch from the pool where an op needs it.
+ */
+#ifndef LT_BACKEND_H
+#define LT_BACKEND_H
+
+#include "core/core.h"
+
+typedef struct lt_backend {
+    const char *name;
+
+    /* y[M,N] = x[M,K] @ w[N,K]^T (+ bias[N] when non-NULL). w is a Linear weight [out, in]. */
+    void (*linear)(const float *x, const float *w, const float *bias, float *y, int64_t M, int64_t K,
+                   int64_t N);
+
+    /* y[r,:] = x[r,:] * rsqrt(mean(x[r,:]^2) + eps) * g[:]; rows x dim; fp32 accumulation.
+     * y may alias x. */
+    void (*rmsnorm)(const float *x, const float *g, float *y, int64_t rows, int64_t dim, float eps);
+
+    /* In-place RoPE, HF rotate-half convention: x is [T, n_heads, head_dim]; token t has position
+     * pos[t]; pair (j, j + head_dim/2) rotates by angle pos[t] * inv_freq[j], j < head_dim/2. */
+    void (*rope)(float *x, const int32_t *pos, int64_t T, int64_t n_heads, int64_t head_dim,
+                 const float *inv_freq);
+
+    /* Causal GQA attention for T new queries against a cache that already holds n_past tokens
+     * (the new keys/values already appended at rows n_past..n_past+T-1).
+     *   q   [T, n_heads, hd]
+     *   k,v [n_past + T, n_kv_heads, hd]  (row stride n_kv_heads*hd)
+     *   out [T, n_heads, hd]
+     * Query t (absolute position n_past + t) sees keys 0..n_past+t; query head h uses KV head
+     * h / (n_heads / n_kv_heads). scale = 1/sqrt(hd); softmax in f32.
+     * scratch: at least lt_attention_scratch(T, n_past, n_heads) floats. */
+    void (*attention)(const float *q, const float *k, const float *v, float *out, int64_t T, int64_t n_past,
+                      int64_t n_heads, int64_t n_kv_heads, int64_t hd, float *scratch);
+
+    /* out[i] = silu(gate[i]) * up[i], n elements; out may alias gate. */
+    void (*swiglu)(const float *gate, const float *up, float *out, int64_t n);
+
+    /* out[t,:] = table[ids[t],:] converted to f32; table is [vocab, dim] of dtype table_t.
+     * ids are trusted here: callers check them against vocab. */
+    void (*embedding)(const void *table, lt_dtype table_t, const int32_t *ids, float *out, int64_t n,
+                      int64_t dim);
+
+    /* y[i] += x[i] */
+    void (*add)(float *y, const float *x, int64_t n);
+} lt_backend;
+
+const lt_backend *lt_backend_cpu(void);
+int64_t lt_attention_scratch(int64_t T, int64_t n_past, int64_t n_heads);
+
+/* RoPE inverse frequencies for a head_dim (d/2 values), with optional llama3 scaling:
+ * inv_freq[i] = 1 / theta^(2i/d), computed as transformers does (float32 exponent). */
+typedef struct lt_rope_params {
+    double theta;
+    int64_t head_dim;
+    bool llama3;
+    double factor, low_freq_factor, high_freq_factor;
+    int64_t original_max_position;
+} lt_rope_params;
+void lt_rope_inv_freq(const lt_rope_params *p, float *inv_freq);
+
+/* CUDA availability as built and as seen at run time (cuda/). */
+bool lt_cuda_built(void);
+/* Number of visible CUDA devices (0 when none or not built); desc gets a one-line reason or the
+ * first device's name and compute capability. */
+int lt_cuda_device_count(char *desc, size_t cap);
+
+#endif

@@ -1,0 +1,103 @@
+/* model — the Llama-family stack (Llama 2/3, Mistral, Qwen2/2.5, Qwen3): weight layout, forward
+ * with a KV cache, sampling and generation, and random-weight model directories for tests.
+ *
+ * Usage:
+ *   lt_model *m; lt_status st = lt_model_load("models/tiny", pool, lt_backend_cpu(), &m);
+ *   lt_kv_cache *kv; st = lt_kv_create(m, pool, 512, &kv);
+ *   st = lt_model_forward(m, kv, ids, n, logits, true);     // logits [n, vocab]
+ *   lt_kv_free(kv); lt_model_free(m);
+ *
+ * Ownership: the model holds its weights in the pool (tag WEIGHTS) and frees them in
+ * lt_model_free; the KV cache holds tag KV; per-call activations use tag ACTIVATIONS.
+ * The model never calls CUDA directly: all math goes through the backend vtable.
+ */
+#ifndef LT_MODEL_H
+#define LT_MODEL_H
+
+#include "backend/backend.h"
+#include "core/core.h"
+#include "io/io.h"
+#include "pool/pool.h"
+
+/* ---------------------------------------------------------------- weight layout */
+
+typedef enum lt_weight_kind {
+    LT_W_MATRIX = 0, /* Linear weight or embedding: random normal(0, initializer_range) */
+    LT_W_NORM,       /* RMSNorm gain: ones */
+    LT_W_BIAS,       /* bias: zeros in HF init; make-model draws normal so tests exercise it */
+} lt_weight_kind;
+
+typedef struct lt_weight_spec {
+    char name[96];
+    int ndim;
+    int64_t shape[2];
+    lt_weight_kind kind;
+} lt_weight_spec;
+
+/* Every tensor an HF checkpoint of this config holds, in a fixed order (embedding, layers,
+ * final norm, lm_head unless tied). Returns the count; fills at most cap specs (specs may be
+ * NULL to count). */
+int64_t lt_model_weight_specs(const lt_model_config *cfg, lt_weight_spec *specs, int64_t cap);
+
+/* ---------------------------------------------------------------- loading and forward */
+
+typedef struct lt_model lt_model;
+typedef struct lt_kv_cache lt_kv_cache;
+
+/* Loads config.json and the safetensors weights of dir (F32/BF16/F16 accepted, converted to f32
+ * in the pool). Every expected tensor must be present with the expected shape; unexpected
+ * tensors are refused by name. */
+lt_status lt_model_load(const char *dir, lt_pool *pool, const lt_backend *be, lt_model **out);
+void lt_model_free(lt_model *m);
+const lt_model_config *lt_model_get_config(const lt_model *m);
+int64_t lt_model_weight_bytes(const lt_model *m);
+
+lt_status lt_kv_create(const lt_model *m, lt_pool *pool, int64_t max_tokens, lt_kv_cache **out);
+void lt_kv_free(lt_kv_cache *kv);
+void lt_kv_reset(lt_kv_cache *kv);
+int64_t lt_kv_len(const lt_kv_cache *kv);
+int64_t lt_kv_capacity(const lt_kv_cache *kv);
+
+/* Feeds n tokens at positions kv_len..kv_len+n-1 and appends them to the cache.
+ * logits: [n, vocab] when all_logits, else [vocab] for the last token; may be NULL.
+ * Refuses ids outside [0, vocab) and n that would overflow the cache. */
+lt_status lt_model_forward(lt_model *m, lt_kv_cache *kv, const int32_t *ids, int64_t n, float *logits,
+                           bool all_logits);
+
+/* ---------------------------------------------------------------- sampling and generation */
+
+typedef struct lt_sampler {
+    float temperature; /* 0 = greedy (argmax, lowest id on ties) */
+    int top_k;         /* 0 = off */
+    float top_p;       /* 1 = off */
+    lt_rng rng;
+} lt_sampler;
+
+void lt_sampler_init(lt_sampler *s, float temperature, int top_k, float top_p, uint64_t seed);
+/* Picks a token from logits[vocab]; scratch holds 2*vocab floats (pool-owned by the caller). */
+int32_t lt_sample(lt_sampler *s, const float *logits, int64_t vocab, float *scratch);
+
+/* Called with each new token; return false to stop. */
+typedef bool (*lt_token_cb)(void *ctx, int32_t token);
+
+/* Prefills prompt, then samples up to max_new tokens (stops early at an EOS id of the config
+ * when stop_at_eos). out receives the new tokens (capacity max_new); *n_out their count. */
+lt_status lt_generate(lt_model *m, lt_pool *pool, const int32_t *prompt, int64_t n_prompt, int64_t max_new,
+                      lt_sampler *s, bool stop_at_eos, int32_t *out, int64_t *n_out, lt_token_cb cb, void *ctx);
+
+/* ---------------------------------------------------------------- random models */
+
+typedef struct lt_make_opts {
+    uint64_t seed;
+    lt_dtype dtype;           /* F32 or BF16 (or F16) */
+    int64_t shard_bytes;      /* <= 0: 5 GB */
+    const char *tokenizer_dir; /* copies tokenizer.json, tokenizer_config.json, ... when set */
+} lt_make_opts;
+
+/* Writes config.json, generation_config.json and random weights (normal, std =
+ * initializer_range; norms = 1) as an HF model directory. Weights are drawn per tensor from
+ * the counter-based RNG keyed by (seed, tensor index), so the result does not depend on dtype
+ * or sharding. */
+lt_status lt_model_make_random(const lt_model_config *cfg, const lt_make_opts *opts, const char *out_dir);
+
+#endif

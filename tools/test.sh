@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what the tests need, builds, and runs every ctest (unit + reference; gpu tests print
+# SKIPPED where no GPU is visible). Usage: tools/test.sh [ctest args...]
+#   BUILD_DIR (default build), LOFT_SANITIZE=1 for an ASan+UBSan build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/deps.sh test
+build=${BUILD_DIR:-build}
+extra=()
+if [ "${LOFT_SANITIZE:-0}" = 1 ]; then extra+=(-DLOFT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo); fi
+cmake -S . -B "$build" "${extra[@]}" >/dev/null
+cmake --build "$build" -j"$(nproc)"
+cd "$build"
+ctest --output-on-failure -j"$(nproc)" "$@"
