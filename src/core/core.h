@@ -149,6 +149,9 @@ typedef struct lt_rng {
 #define LT_RNG_STATE_BYTES 24
 void lt_rng_init(lt_rng *r, uint64_t seed);
 void lt_philox4x32(uint64_t seed, uint64_t counter, uint32_t out[4]); /* the raw bijection */
+/* The bijection on a full 128-bit counter and 64-bit key (lt_philox4x32 uses counter
+ * {lo, hi, 0, 0} and key {lo, hi} of the seed); for the Random123 known-answer tests. */
+void lt_philox4x32_raw(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 uint32_t lt_rng_u32(lt_rng *r);
 float lt_rng_uniform(lt_rng *r); /* [0, 1), 24 random bits */
 float lt_rng_normal(lt_rng *r);  /* N(0, 1) via Box-Muller on two uniforms */
