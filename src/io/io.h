@@ -138,5 +138,10 @@ lt_status lt_config_load(const char *path, lt_model_config *out);
 lt_status lt_config_save(const lt_model_config *cfg, const char *path);
 /* Parameter count of the model described by cfg (embedding + layers + norm + lm_head if untied). */
 int64_t lt_config_n_params(const lt_model_config *cfg);
+/* (added) Checks a config built in code: size bounds, GQA divisibility, even head_dim, rope
+ * parameters, token ids, and that the bias/norm flags are ones the architecture can express.
+ * source names it in messages. lt_config_parse and lt_config_save call it. (lt_config_n_params
+ * returns -1 when the sizes are outside these bounds.) */
+lt_status lt_config_validate(const lt_model_config *cfg, const char *source);
 
 #endif
