@@ -1,0 +1,386 @@
+/* Loading a Llama-family model (f32 weights in the pool) and its forward pass with a KV cache.
+ *
+ * Loading validates before it allocates: config.json is parsed, every tensor the config implies
+ * (lt_model_weight_specs) must be in the safetensors files with exactly that shape and a dtype of
+ * F32/BF16/F16, and no file may hold a tensor the config does not imply (old checkpoints'
+ * "*.rotary_emb.inv_freq" buffers excepted: they are derived data). Only then is each tensor
+ * converted to f32 into its own pool allocation (tag WEIGHTS, labelled with its name).
+ *
+ * Forward, per layer (shapes for n tokens; H hidden, q = n_heads*hd, kv = n_kv_heads*hd):
+ *   xn = rmsnorm(x)                                  [n, H]
+ *   q = xn Wq^T (+b), k,v = xn Wk^T, xn Wv^T (+b)    [n, q], written: [n, kv] into the cache rows
+ *   Qwen3: q, k = rmsnorm per head (q_norm, k_norm)
+ *   rope(q, k) at positions kv_len .. kv_len+n-1
+ *   att = attention(q, cache k/v rows 0 .. kv_len+n-1)   [n, q]
+ *   x += att Wo^T (+b)
+ *   xn = rmsnorm(x); x += down(silu(xn Wg^T) * (xn Wu^T))
+ * then the final norm and lm_head (the embedding matrix when tied) on the rows asked for.
+ * Every linear runs once over all n tokens (one GEMM per weight per call).
+ *
+ * Activations: one pool allocation (tag ACTIVATIONS) per forward call, sized for that n, freed
+ * before returning. Between calls the model holds no activation memory, so the pool's
+ * ACTIVATIONS high-water mark is exactly the largest call's need (what a planner predicts), and a
+ * long-lived served model costs only its weights and caches; the cost is one malloc per call,
+ * negligible next to the GEMMs. */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/kv_internal.h"
+#include "model/model.h"
+
+typedef struct lt_layer_w {
+    const float *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo;
+    const float *q_norm, *k_norm;
+    const float *mlp_norm, *wg, *wu, *wd, *bg, *bu, *bd;
+} lt_layer_w;
+
+struct lt_model {
+    lt_model_config cfg;
+    lt_pool *pool;
+    const lt_backend *be;
+    int64_t n_weights;
+    lt_weight_spec *specs; /* [n_weights] */
+    float **w;             /* [n_weights], pool blocks, f32 */
+    lt_layer_w *layers;    /* [n_layers] */
+    const float *embed, *final_norm, *lm_head;
+    float *inv_freq; /* [head_dim/2] */
+    int64_t weight_bytes;
+};
+
+/* ---------------------------------------------------------------- name lookup */
+
+static int lt_spec_cmp(const void *a, const void *b) {
+    return strcmp(((const lt_weight_spec *)a)->name, ((const lt_weight_spec *)b)->name);
+}
+
+/* Index of the spec named name in m->specs (sorted by name), or -1. */
+static int64_t lt_spec_find(const lt_weight_spec *specs, int64_t n, const char *name) {
+    int64_t lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(specs[mid].name, name);
+        if (c == 0) return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+/* The loaded weight whose name is printf(fmt, ...); NULL when the config implies no such tensor
+ * (a bias of a model without biases, say). */
+static const float *lt_weight(const lt_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static const float *lt_weight(const lt_model *m, const char *fmt, ...) {
+    char name[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    int64_t i = lt_spec_find(m->specs, m->n_weights, name);
+    return i < 0 ? NULL : m->w[i];
+}
+
+static bool lt_ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* ---------------------------------------------------------------- loading */
+
+/* Every check that can fail on a bad directory, before anything big is allocated. */
+static lt_status lt_model_check_tensors(const lt_model *m, const lt_st_set *set) {
+    for (int64_t i = 0; i < lt_st_set_count(set); i++) {
+        const lt_st_tensor *t = lt_st_set_get(set, i);
+        if (lt_ends_with(t->name, ".rotary_emb.inv_freq")) continue;
+        if (lt_spec_find(m->specs, m->n_weights, t->name) < 0)
+            return lt_errorf(LT_ERR_FORMAT,
+                             "unexpected tensor \"%s\": a %s with this config.json has no such weight "
+                             "(check that config.json belongs to these safetensors files)",
+                             t->name, m->cfg.architecture);
+    }
+    for (int64_t i = 0; i < m->n_weights; i++) {
+        const lt_weight_spec *s = &m->specs[i];
+        const lt_st_tensor *t = lt_st_set_find(set, s->name);
+        char want[64], got[64];
+        lt_shape_str(s->shape, s->ndim, want, sizeof want);
+        if (!t)
+            return lt_errorf(LT_ERR_FORMAT,
+                             "tensor \"%s\" %s is missing: a %s with this config.json needs it (check that "
+                             "config.json belongs to these safetensors files and that no shard is missing)",
+                             s->name, want, m->cfg.architecture);
+        bool same = t->ndim == s->ndim;
+        for (int d = 0; same && d < s->ndim; d++) same = t->shape[d] == s->shape[d];
+        if (!same) {
+            if (t->ndim <= LT_MAX_DIMS)
+                lt_shape_str(t->shape, t->ndim, got, sizeof got);
+            else
+                snprintf(got, sizeof got, "(%d dimensions)", t->ndim);
+            return lt_errorf(LT_ERR_FORMAT,
+                             "tensor \"%s\" has shape %s, expected %s from config.json (check that config.json "
+                             "belongs to these safetensors files)",
+                             s->name, got, want);
+        }
+        if (!t->has_dtype || (t->dtype != LT_DTYPE_F32 && t->dtype != LT_DTYPE_BF16 && t->dtype != LT_DTYPE_F16))
+            return lt_errorf(LT_ERR_UNSUPPORTED,
+                             "tensor \"%s\" has dtype %s, expected F32, BF16 or F16 (quantized checkpoints "
+                             "are not loaded by this path)",
+                             s->name, t->dtype_name);
+    }
+    return NULL;
+}
+
+/* Converts src (dtype t, n elements, possibly unaligned inside the mmap) into f32 dst. */
+static void lt_to_f32(const void *src, lt_dtype t, float *dst, int64_t n) {
+    if (t == LT_DTYPE_F32) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return;
+    }
+    if (((uintptr_t)src % 2) == 0) {
+        lt_convert_to_f32(src, t, dst, n);
+        return;
+    }
+    uint16_t buf[4096]; /* an odd address: bounce through an aligned copy */
+    for (int64_t i = 0; i < n; i += 4096) {
+        int64_t c = n - i < 4096 ? n - i : 4096;
+        memcpy(buf, (const char *)src + i * 2, (size_t)c * 2);
+        lt_convert_to_f32(buf, t, dst + i, c);
+    }
+}
+
+static lt_status lt_model_bind(lt_model *m) {
+    const lt_model_config *c = &m->cfg;
+    m->embed = lt_weight(m, "model.embed_tokens.weight");
+    m->final_norm = lt_weight(m, "model.norm.weight");
+    m->lm_head = c->tie_word_embeddings ? m->embed : lt_weight(m, "lm_head.weight");
+    LT_ASSERT(m->embed && m->final_norm && m->lm_head);
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->layers) return lt_errorf(LT_ERR_NOMEM, "out of memory for %lld layer descriptors", (long long)c->n_layers);
+    for (int64_t l = 0; l < c->n_layers; l++) {
+        lt_layer_w *L = &m->layers[l];
+        const long long i = (long long)l;
+        L->attn_norm = lt_weight(m, "model.layers.%lld.input_layernorm.weight", i);
+        L->wq = lt_weight(m, "model.layers.%lld.self_attn.q_proj.weight", i);
+        L->wk = lt_weight(m, "model.layers.%lld.self_attn.k_proj.weight", i);
+        L->wv = lt_weight(m, "model.layers.%lld.self_attn.v_proj.weight", i);
+        L->wo = lt_weight(m, "model.layers.%lld.self_attn.o_proj.weight", i);
+        L->bq = lt_weight(m, "model.layers.%lld.self_attn.q_proj.bias", i);
+        L->bk = lt_weight(m, "model.layers.%lld.self_attn.k_proj.bias", i);
+        L->bv = lt_weight(m, "model.layers.%lld.self_attn.v_proj.bias", i);
+        L->bo = lt_weight(m, "model.layers.%lld.self_attn.o_proj.bias", i);
+        L->q_norm = lt_weight(m, "model.layers.%lld.self_attn.q_norm.weight", i);
+        L->k_norm = lt_weight(m, "model.layers.%lld.self_attn.k_norm.weight", i);
+        L->mlp_norm = lt_weight(m, "model.layers.%lld.post_attention_layernorm.weight", i);
+        L->wg = lt_weight(m, "model.layers.%lld.mlp.gate_proj.weight", i);
+        L->wu = lt_weight(m, "model.layers.%lld.mlp.up_proj.weight", i);
+        L->wd = lt_weight(m, "model.layers.%lld.mlp.down_proj.weight", i);
+        L->bg = lt_weight(m, "model.layers.%lld.mlp.gate_proj.bias", i);
+        L->bu = lt_weight(m, "model.layers.%lld.mlp.up_proj.bias", i);
+        L->bd = lt_weight(m, "model.layers.%lld.mlp.down_proj.bias", i);
+        /* the layout and this binding must agree: a missing one is a bug, not a bad file */
+        LT_ASSERT(L->attn_norm && L->wq && L->wk && L->wv && L->wo && L->mlp_norm && L->wg && L->wu && L->wd);
+        LT_ASSERT(!c->qk_norm || (L->q_norm && L->k_norm));
+        LT_ASSERT(!c->qkv_bias || (L->bq && L->bk && L->bv));
+    }
+    return NULL;
+}
+
+lt_status lt_model_load(const char *dir, lt_pool *pool, const lt_backend *be, lt_model **out) {
+    *out = NULL;
+    lt_model *m = calloc(1, sizeof *m);
+    if (!m) return lt_errorf(LT_ERR_NOMEM, "%s: out of memory for the model descriptor", dir);
+    m->pool = pool;
+    m->be = be;
+    lt_st_set *set = NULL;
+    char path[4096];
+    lt_status st = NULL;
+    if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path) {
+        st = lt_errorf(LT_ERR_INVALID_ARG, "the model directory path is too long");
+        goto fail;
+    }
+    if ((st = lt_config_load(path, &m->cfg))) goto fail;
+    const lt_model_config *c = &m->cfg;
+    if (c->head_dim % 2 != 0 || c->head_dim > 2048 || c->n_heads % c->n_kv_heads != 0) {
+        st = lt_errorf(LT_ERR_UNSUPPORTED,
+                       "%s: head_dim %lld with %lld heads and %lld KV heads: loft needs an even head_dim <= 2048 "
+                       "and n_heads a multiple of n_kv_heads",
+                       path, (long long)c->head_dim, (long long)c->n_heads, (long long)c->n_kv_heads);
+        goto fail;
+    }
+
+    m->n_weights = lt_model_weight_specs(c, NULL, 0);
+    m->specs = calloc((size_t)m->n_weights, sizeof *m->specs);
+    m->w = calloc((size_t)m->n_weights, sizeof *m->w);
+    m->inv_freq = malloc((size_t)(c->head_dim / 2) * sizeof(float));
+    if (!m->specs || !m->w || !m->inv_freq) {
+        st = lt_errorf(LT_ERR_NOMEM, "out of memory for %lld weight descriptors", (long long)m->n_weights);
+        goto fail;
+    }
+    lt_model_weight_specs(c, m->specs, m->n_weights);
+    qsort(m->specs, (size_t)m->n_weights, sizeof *m->specs, lt_spec_cmp);
+
+    if ((st = lt_st_set_open_dir(dir, &set))) goto fail;
+    if ((st = lt_model_check_tensors(m, set))) goto fail;
+
+    for (int64_t i = 0; i < m->n_weights; i++) {
+        const lt_st_tensor *t = lt_st_set_find(set, m->specs[i].name);
+        int64_t bytes;
+        if (!lt_mul_i64(t->numel, (int64_t)sizeof(float), &bytes)) {
+            st = lt_errorf(LT_ERR_FORMAT, "tensor \"%s\" is too large", t->name);
+            goto fail;
+        }
+        if ((st = lt_pool_alloc(pool, LT_POOL_WEIGHTS, bytes, m->specs[i].name, (void **)&m->w[i]))) goto fail;
+        lt_to_f32(t->data, t->dtype, m->w[i], t->numel);
+        m->weight_bytes += bytes;
+    }
+    lt_st_set_close(set);
+    set = NULL;
+
+    lt_rope_params rp = {.theta = c->rope_theta,
+                         .head_dim = c->head_dim,
+                         .llama3 = c->rope_kind == LT_ROPE_LLAMA3,
+                         .factor = c->rope_factor,
+                         .low_freq_factor = c->rope_low_freq_factor,
+                         .high_freq_factor = c->rope_high_freq_factor,
+                         .original_max_position = c->rope_original_max_position};
+    lt_rope_inv_freq(&rp, m->inv_freq);
+    if ((st = lt_model_bind(m))) goto fail;
+    *out = m;
+    return NULL;
+
+fail:
+    if (set) lt_st_set_close(set);
+    lt_model_free(m);
+    return lt_status_wrapf(st, "loading model %s", dir);
+}
+
+void lt_model_free(lt_model *m) {
+    if (!m) return;
+    if (m->w)
+        for (int64_t i = 0; i < m->n_weights; i++) lt_pool_free(m->pool, m->w[i]);
+    free(m->w);
+    free(m->specs);
+    free(m->layers);
+    free(m->inv_freq);
+    free(m);
+}
+
+const lt_model_config *lt_model_get_config(const lt_model *m) { return &m->cfg; }
+int64_t lt_model_weight_bytes(const lt_model *m) { return m->weight_bytes; }
+
+/* ---------------------------------------------------------------- forward */
+
+/* Offsets (in floats) of the per-call activation buffers, each 16-float (64 B) aligned. */
+typedef struct lt_act_plan {
+    int64_t x, xn, q, att, gate, up, scratch, pos, total;
+} lt_act_plan;
+
+static bool lt_act_take(int64_t *cursor, int64_t n, int64_t *off) {
+    *off = *cursor;
+    int64_t rounded;
+    if (!lt_add_i64(n, 15, &rounded)) return false;
+    rounded = rounded / 16 * 16;
+    return lt_add_i64(*cursor, rounded, cursor);
+}
+
+static bool lt_act_layout(const lt_model_config *c, int64_t n, int64_t n_past, lt_act_plan *p) {
+    const int64_t qd = c->n_heads * c->head_dim;
+    int64_t nh, nq, ni, sc, cur = 0;
+    if (!lt_mul_i64(n, c->hidden_size, &nh) || !lt_mul_i64(n, qd, &nq) || !lt_mul_i64(n, c->intermediate_size, &ni))
+        return false;
+    int64_t L;
+    if (!lt_add_i64(n_past, n, &L) || L > INT32_MAX) return false;
+    sc = lt_attention_scratch(n, n_past, c->n_heads); /* <= max(n_heads, 128) * L: no overflow */
+    return lt_act_take(&cur, nh, &p->x) && lt_act_take(&cur, nh, &p->xn) && lt_act_take(&cur, nq, &p->q) &&
+           lt_act_take(&cur, nq, &p->att) && lt_act_take(&cur, ni, &p->gate) && lt_act_take(&cur, ni, &p->up) &&
+           lt_act_take(&cur, sc, &p->scratch) && lt_act_take(&cur, n, &p->pos) /* int32 fits a float slot */ &&
+           (p->total = cur, true);
+}
+
+/* One decoder layer over n tokens at positions pos (cache already holds n_past rows). */
+static void lt_layer_forward(const lt_model *m, int64_t l, lt_kv_cache *kv, float *act, const lt_act_plan *p,
+                             int64_t n) {
+    const lt_model_config *c = &m->cfg;
+    const lt_backend *be = m->be;
+    const lt_layer_w *L = &m->layers[l];
+    const int64_t H = c->hidden_size, I = c->intermediate_size, hd = c->head_dim;
+    const int64_t nh = c->n_heads, nkv = c->n_kv_heads, qd = nh * hd, kvd = nkv * hd;
+    const int64_t n_past = lt_kv_len(kv);
+    float *x = act + p->x, *xn = act + p->xn, *q = act + p->q, *att = act + p->att;
+    float *gate = act + p->gate, *up = act + p->up, *scratch = act + p->scratch;
+    const int32_t *pos = (const int32_t *)(act + p->pos);
+    float *kc, *vc;
+    lt_kv_layer(kv, l, &kc, &vc);
+    float *k_new = kc + n_past * kvd, *v_new = vc + n_past * kvd; /* [n, kvd] rows of the cache */
+
+    be->rmsnorm(x, L->attn_norm, xn, n, H, (float)c->rms_norm_eps);
+    be->linear(xn, L->wq, L->bq, q, n, H, qd);
+    be->linear(xn, L->wk, L->bk, k_new, n, H, kvd);
+    be->linear(xn, L->wv, L->bv, v_new, n, H, kvd);
+    if (c->qk_norm) { /* Qwen3: RMSNorm over each head's hd values, before RoPE */
+        be->rmsnorm(q, L->q_norm, q, n * nh, hd, (float)c->rms_norm_eps);
+        be->rmsnorm(k_new, L->k_norm, k_new, n * nkv, hd, (float)c->rms_norm_eps);
+    }
+    be->rope(q, pos, n, nh, hd, m->inv_freq);
+    be->rope(k_new, pos, n, nkv, hd, m->inv_freq);
+    be->attention(q, kc, vc, att, n, n_past, nh, nkv, hd, scratch);
+    be->linear(att, L->wo, L->bo, xn, n, qd, H);
+    be->add(x, xn, n * H);
+
+    be->rmsnorm(x, L->mlp_norm, xn, n, H, (float)c->rms_norm_eps);
+    be->linear(xn, L->wg, L->bg, gate, n, H, I);
+    be->linear(xn, L->wu, L->bu, up, n, H, I);
+    be->swiglu(gate, up, gate, n * I);
+    be->linear(gate, L->wd, L->bd, xn, n, I, H);
+    be->add(x, xn, n * H);
+}
+
+lt_status lt_model_forward(lt_model *m, lt_kv_cache *kv, const int32_t *ids, int64_t n, float *logits,
+                           bool all_logits) {
+    const lt_model_config *c = &m->cfg;
+    lt_kv_check_model(kv, c);
+    if (n <= 0) return lt_errorf(LT_ERR_INVALID_ARG, "forward: %lld tokens given, expected at least 1", (long long)n);
+    for (int64_t t = 0; t < n; t++)
+        if (ids[t] < 0 || ids[t] >= c->vocab_size)
+            return lt_errorf(LT_ERR_INVALID_ARG,
+                             "forward: token id %d at position %lld is outside the vocabulary [0, %lld) of this model",
+                             (int)ids[t], (long long)t, (long long)c->vocab_size);
+    const int64_t n_past = lt_kv_len(kv), cap = lt_kv_capacity(kv);
+    if (n > cap - n_past)
+        return lt_errorf(LT_ERR_INVALID_ARG,
+                         "forward: the KV cache holds %lld of %lld tokens and %lld more do not fit; create it with "
+                         "max_tokens >= %lld",
+                         (long long)n_past, (long long)cap, (long long)n, (long long)(n_past + n));
+    if (n_past + n > INT32_MAX)
+        return lt_errorf(LT_ERR_INVALID_ARG, "forward: position %lld exceeds the int32 range", (long long)(n_past + n));
+
+    lt_act_plan p;
+    int64_t bytes;
+    if (!lt_act_layout(c, n, n_past, &p) || !lt_mul_i64(p.total, (int64_t)sizeof(float), &bytes))
+        return lt_errorf(LT_ERR_INVALID_ARG, "forward: %lld tokens overflow the activation size", (long long)n);
+    float *act;
+    lt_status st = lt_pool_alloc(m->pool, LT_POOL_ACTIVATIONS, bytes, "forward activations", (void **)&act);
+    if (st) return lt_status_wrapf(st, "forward of %lld tokens", (long long)n);
+
+    const lt_backend *be = m->be;
+    const int64_t H = c->hidden_size, V = c->vocab_size;
+    int32_t *pos = (int32_t *)(act + p.pos);
+    for (int64_t t = 0; t < n; t++) pos[t] = (int32_t)(n_past + t);
+    be->embedding(m->embed, LT_DTYPE_F32, ids, act + p.x, n, H);
+    for (int64_t l = 0; l < c->n_layers; l++) lt_layer_forward(m, l, kv, act, &p, n);
+    lt_kv_advance(kv, n);
+
+    if (logits) {
+        /* only the rows whose logits are wanted go through the final norm and lm_head */
+        const int64_t rows = all_logits ? n : 1;
+        const float *xin = act + p.x + (n - rows) * H;
+        float *xn = act + p.xn;
+        be->rmsnorm(xin, m->final_norm, xn, rows, H, (float)c->rms_norm_eps);
+        be->linear(xn, m->lm_head, NULL, logits, rows, H, V);
+    }
+    lt_pool_free(m->pool, act);
+    return NULL;
+}
