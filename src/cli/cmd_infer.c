@@ -83,11 +83,17 @@ int lt_cmd_logits(int argc, char **argv) {
     return st ? lt_cli_fail("logits", st) : 0;
 }
 
+typedef struct lt_print_ctx {
+    int64_t count;
+    double t_first; /* when the first new token arrived: prefill + one sample */
+} lt_print_ctx;
+
 static bool lt_print_token(void *ctx, int32_t token) {
-    int *count = ctx;
-    printf(*count ? " %d" : "%d", token);
+    lt_print_ctx *c = ctx;
+    if (c->count == 0) c->t_first = lt_time_sec();
+    printf(c->count ? " %d" : "%d", token);
     fflush(stdout);
-    (*count)++;
+    c->count++;
     return true;
 }
 
@@ -121,17 +127,21 @@ int lt_cmd_generate(int argc, char **argv) {
     lt_sampler_init(&s, (float)temp, (int)top_k, (float)top_p, (uint64_t)seed);
     int32_t *out = malloc((size_t)max_new * sizeof *out);
     int64_t n_out = 0;
-    int printed = 0;
+    lt_print_ctx printed = {0, 0.0};
     double t0 = lt_time_sec();
     lt_status st = out ? NULL : lt_errorf(LT_ERR_NOMEM, "out of memory for %lld tokens", (long long)max_new);
     if (!st)
         st = lt_generate(m, pool, prompt, n_prompt, max_new, &s, !lt_opt_get(&generate_cmd, "ignore-eos"), out, &n_out,
                          lt_print_token, &printed);
-    double dt = lt_time_sec() - t0;
+    double t_end = lt_time_sec();
     printf("\n");
-    if (!st)
-        fprintf(stderr, "loft generate: %lld prompt + %lld new tokens in %.2f s (%.1f tok/s overall)\n",
-                (long long)n_prompt, (long long)n_out, dt, dt > 0 ? (double)(n_prompt + n_out) / dt : 0.0);
+    fflush(stdout);
+    if (!st && n_out > 0) {
+        double t_pre = printed.t_first - t0, t_dec = t_end - printed.t_first;
+        fprintf(stderr, "loft generate: prompt %lld tokens in %.3f s (%.1f tok/s), %lld new tokens at %.1f tok/s\n",
+                (long long)n_prompt, t_pre, t_pre > 0 ? (double)n_prompt / t_pre : 0.0, (long long)n_out,
+                n_out > 1 && t_dec > 0 ? (double)(n_out - 1) / t_dec : 0.0);
+    }
     free(out);
     lt_model_free(m);
     lt_pool_destroy(pool);
