@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "backend/backend.h"
@@ -177,4 +178,12 @@ static const lt_backend lt_cpu_backend = {
     .add = cpu_add,
 };
 
-const lt_backend *lt_backend_cpu(void) { return &lt_cpu_backend; }
+/* OpenBLAS runs its own thread pool; keep it the same size as loft's (LOFT_THREADS) so one
+ * setting governs the whole process and results do not change with OPENBLAS_NUM_THREADS. */
+static pthread_once_t lt_cpu_once = PTHREAD_ONCE_INIT;
+static void lt_cpu_init(void) { openblas_set_num_threads(lt_threads_get()); }
+
+const lt_backend *lt_backend_cpu(void) {
+    pthread_once(&lt_cpu_once, lt_cpu_init);
+    return &lt_cpu_backend;
+}
