@@ -57,6 +57,11 @@ typedef struct lt_st_entry {
     int ndim;
     int64_t shape[LT_ST_MAX_DIMS];
     const void *data; /* nbytes = product(shape) * bits / 8 */
+    /* Instead of data (data NULL): a producer the writer calls just before the tensor's bytes
+     * are written, to fill buf[nbytes]. The writer reuses one buffer, so a model larger than
+     * memory is written holding one tensor at a time. */
+    lt_status (*fill)(void *ctx, void *buf, int64_t nbytes);
+    void *fill_ctx;
 } lt_st_entry;
 
 typedef struct lt_st_meta {

@@ -46,7 +46,7 @@ static lt_status lt_st_entry_bytes(const char *path, const lt_st_entry *e, int64
         return lt_errorf(LT_ERR_INVALID_ARG,
                          "%s: tensor \"%s\": %lld elements of %s are not a whole number of bytes (or overflow)", path,
                          e->name, (long long)numel, e->dtype_name);
-    if (nbits > 0 && !e->data)
+    if (nbits > 0 && !e->data && !e->fill)
         return lt_errorf(LT_ERR_INVALID_ARG, "%s: tensor \"%s\": data is NULL", path, e->name);
     *nbytes = nbits / 8;
     return NULL;
@@ -197,11 +197,31 @@ lt_status lt_st_write(const char *path, const lt_st_entry *entries, int64_t n, c
     st = lt_st_write_all(fd, tmp, lenb, 8);
     if (!st) st = lt_st_write_all(fd, tmp, hdr, hlen);
     free(hdr);
+    void *fbuf = NULL; /* reused by producer entries; grows to the largest one */
+    int64_t fcap = 0;
     for (int64_t i = 0; !st && i < n; i++) {
+        const lt_st_entry *e = &entries[i];
         int64_t nb = 0;
-        st = lt_st_entry_bytes(path, &entries[i], &nb); /* checked in lt_st_header; cheap */
-        if (!st) st = lt_st_write_all(fd, tmp, entries[i].data, nb);
+        st = lt_st_entry_bytes(path, e, &nb); /* checked in lt_st_header; cheap */
+        if (st || nb == 0) continue;
+        if (e->data) {
+            st = lt_st_write_all(fd, tmp, e->data, nb);
+            continue;
+        }
+        if (nb > fcap) {
+            free(fbuf);
+            fbuf = (uint64_t)nb <= SIZE_MAX ? malloc((size_t)nb) : NULL;
+            fcap = fbuf ? nb : 0;
+            if (!fbuf) {
+                st = lt_errorf(LT_ERR_NOMEM, "%s: out of memory for tensor \"%s\" (%lld bytes)", path, e->name,
+                               (long long)nb);
+                break;
+            }
+        }
+        st = e->fill(e->fill_ctx, fbuf, nb);
+        if (!st) st = lt_st_write_all(fd, tmp, fbuf, nb);
     }
+    free(fbuf);
     if (!st && fsync(fd) != 0) st = lt_errorf(LT_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
     if (close(fd) != 0 && !st) st = lt_errorf(LT_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
     if (!st && rename(tmp, path) != 0)

@@ -177,16 +177,25 @@ static lt_status lt_write_generation_config(const lt_model_config *cfg, const ch
 
 /* ---------------------------------------------------------------- weights */
 
-/* Draws every tensor into its own malloc'ed buffer in the file dtype (the writer takes them all
- * at once, so the peak is the model's file size; fine for test models, and for real shapes it
- * is what the weights occupy on disk) and writes them with lt_st_write_model. */
+/* Producer for one tensor: the writer calls it just before the tensor's bytes go to disk, so
+ * only one tensor exists in memory at a time (a 70B model can be made on a machine with less
+ * memory than its files). */
+static lt_status lt_make_fill_entry(void *ctx, void *buf, int64_t nbytes) {
+    lt_make_fill *f = ctx;
+    LT_ASSERT(nbytes == f->numel * lt_dtype_size(f->dtype));
+    f->dst = buf;
+    lt_parallel_for((f->numel + LT_MAKE_CHUNK - 1) / LT_MAKE_CHUNK, lt_make_fill_range, f);
+    return NULL;
+}
+
+/* Writes every tensor with lt_st_write_model, drawing each one when the writer reaches it. */
 static lt_status lt_write_random_weights(const lt_model_config *cfg, const lt_make_opts *opts, const char *dir) {
     int64_t n = lt_model_weight_specs(cfg, NULL, 0);
     lt_weight_spec *specs = calloc((size_t)n, sizeof *specs);
     lt_st_entry *entries = calloc((size_t)n, sizeof *entries);
-    void **bufs = calloc((size_t)n, sizeof *bufs);
+    lt_make_fill *fills = calloc((size_t)n, sizeof *fills);
     lt_status st = NULL;
-    if (!specs || !entries || !bufs)
+    if (!specs || !entries || !fills)
         st = lt_errorf(LT_ERR_NOMEM, "%s: out of memory for %lld tensor specs", dir, (long long)n);
     else
         LT_ASSERT(lt_model_weight_specs(cfg, specs, n) == n);
@@ -199,30 +208,20 @@ static lt_status lt_write_random_weights(const lt_model_config *cfg, const lt_ma
             st = lt_errorf(LT_ERR_INVALID_ARG, "%s: tensor %s is too large", dir, w->name);
             break;
         }
-        bufs[i] = malloc(bytes > 0 ? (size_t)bytes : 1);
-        if (!bufs[i]) {
-            char b[32];
-            st = lt_errorf(LT_ERR_NOMEM,
-                           "%s: out of memory for %s (%s); the random weights are held in memory until written", dir,
-                           w->name, lt_fmt_bytes(bytes, b, sizeof b));
-            break;
-        }
-        lt_make_fill f = {
-            lt_make_derive(base_key, (uint64_t)i), w->kind, (float)cfg->initializer_range, numel, opts->dtype, bufs[i]};
-        int64_t chunks = (numel + LT_MAKE_CHUNK - 1) / LT_MAKE_CHUNK;
-        lt_parallel_for(chunks, lt_make_fill_range, &f);
+        fills[i] = (lt_make_fill){
+            lt_make_derive(base_key, (uint64_t)i), w->kind, (float)cfg->initializer_range, numel, opts->dtype, NULL};
         lt_st_entry *e = &entries[i];
         e->name = w->name;
         e->dtype_name = lt_dtype_name(opts->dtype);
         e->ndim = w->ndim;
         e->shape[0] = w->shape[0];
         e->shape[1] = w->shape[1];
-        e->data = bufs[i];
+        e->fill = lt_make_fill_entry;
+        e->fill_ctx = &fills[i];
     }
     const lt_st_meta meta[1] = {{"format", "pt"}};
     if (!st) st = lt_st_write_model(dir, entries, n, meta, 1, opts->shard_bytes);
-    for (int64_t i = 0; bufs && i < n; i++) free(bufs[i]);
-    free(bufs);
+    free(fills);
     free(entries);
     free(specs);
     return st;

@@ -110,8 +110,51 @@ static int count_files(const char *dir, const char *needle) {
 static uint8_t g_data[4096]; /* source bytes for every test tensor */
 
 static lt_st_entry E(const char *name, const char *dt, int ndim, int64_t d0, int64_t d1, int64_t off) {
-    lt_st_entry e = {name, dt, ndim, {d0, d1}, g_data + off};
+    lt_st_entry e = {.name = name, .dtype_name = dt, .ndim = ndim, .shape = {d0, d1}, .data = g_data + off};
     return e;
+}
+
+/* Producer entries: bytes made by a callback when the writer reaches the tensor. */
+static int g_fill_calls;
+static lt_status fill_pattern(void *ctx, void *buf, int64_t nbytes) {
+    const uint8_t *seed = ctx;
+    for (int64_t i = 0; i < nbytes; i++) ((uint8_t *)buf)[i] = (uint8_t)(*seed + i * 13);
+    g_fill_calls++;
+    return NULL;
+}
+static lt_status fill_fail(void *ctx, void *buf, int64_t nbytes) {
+    (void)ctx, (void)buf;
+    return lt_errorf(LT_ERR_IO, "producer failed after %lld bytes were asked", (long long)nbytes);
+}
+
+static void test_producer_entries(void) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/producer.safetensors", lt_test_tmpdir());
+    static uint8_t seeds[3] = {1, 50, 200};
+    lt_st_entry es[3] = {
+        {.name = "a", .dtype_name = "F32", .ndim = 2, .shape = {3, 5}, .fill = fill_pattern, .fill_ctx = &seeds[0]},
+        {.name = "b", .dtype_name = "U8", .ndim = 1, .shape = {1000}, .fill = fill_pattern, .fill_ctx = &seeds[1]},
+        {.name = "c", .dtype_name = "BF16", .ndim = 1, .shape = {7}, .fill = fill_pattern, .fill_ctx = &seeds[2]},
+    };
+    g_fill_calls = 0;
+    CHECK_OK(lt_st_write(path, es, 3, NULL, 0));
+    CHECK(g_fill_calls == 3);
+    lt_st_file *f = NULL;
+    CHECK_OK(lt_st_open(path, &f));
+    for (int k = 0; f && k < 3; k++) {
+        const lt_st_tensor *t = lt_st_find(f, es[k].name);
+        CHECK(t != NULL);
+        bool same = t != NULL;
+        for (int64_t i = 0; t && i < t->nbytes; i++)
+            if (((const uint8_t *)t->data)[i] != (uint8_t)(seeds[k] + i * 13)) same = false;
+        CHECKF(same, "tensor %s bytes differ from what its producer made", es[k].name);
+    }
+    lt_st_close(f);
+    /* a failing producer fails the write and leaves the earlier file untouched */
+    es[1].fill = fill_fail;
+    CHECK_ERR(lt_st_write(path, es, 3, NULL, 0), "producer failed");
+    CHECK_OK(lt_st_open(path, &f));
+    lt_st_close(f);
 }
 
 static void test_round_trip(void) {
@@ -616,6 +659,7 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", g_dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: cannot create %s\n", g_dir);
     test_round_trip();
+    test_producer_entries();
     test_many();
     test_malformed();
     test_sharded();
