@@ -177,5 +177,9 @@ lt_status lt_read_file(const char *path, int64_t max_bytes, char **out, int64_t 
 /* Writes data to path atomically: path.tmp, fsync, rename, fsync the directory. */
 lt_status lt_write_file_atomic(const char *path, const void *data, int64_t len);
 bool lt_is_little_endian(void);
+/* "dir/name" in a new heap string (free()); NULL when out of memory. */
+char *lt_path_join(const char *dir, const char *name);
+/* Creates path and its missing parents (like mkdir -p); refuses a path that exists as a file. */
+lt_status lt_mkdir_p(const char *path);
 
 #endif

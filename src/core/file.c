@@ -106,3 +106,33 @@ bool lt_is_little_endian(void) {
     const uint32_t one = 1;
     return *(const uint8_t *)&one == 1;
 }
+
+char *lt_path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+lt_status lt_mkdir_p(const char *path) {
+    size_t len = strlen(path);
+    if (len == 0) return lt_errorf(LT_ERR_INVALID_ARG, "empty directory name");
+    char *buf = strdup(path);
+    if (!buf) return lt_errorf(LT_ERR_NOMEM, "out of memory");
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            lt_status st = lt_errorf(LT_ERR_IO, "%s: cannot create directory %s: %s", path, buf, strerror(errno));
+            free(buf);
+            return st;
+        }
+        buf[i] = saved;
+    }
+    free(buf);
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return lt_errorf(LT_ERR_IO, "%s: exists and is not a directory", path);
+    return NULL;
+}

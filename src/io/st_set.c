@@ -29,13 +29,6 @@ struct lt_st_set {
     int64_t n;
 };
 
-static char *lt_st_join2(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static int lt_st_cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -165,7 +158,7 @@ static lt_status lt_st_set_open_index(lt_st_set *s, const char *dir, const char 
         goto done;
     }
     for (int64_t i = 0; i < nnames; i++) {
-        char *path = lt_st_join2(dir, names[i]);
+        char *path = lt_path_join(dir, names[i]);
         if (!path) {
             st = lt_errorf(LT_ERR_NOMEM, "%s: out of memory", ipath);
             goto done;
@@ -231,7 +224,7 @@ lt_status lt_st_set_open_dir(const char *dir, lt_st_set **out) {
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return lt_errorf(LT_ERR_IO, "%s: not a directory; give a Hugging Face model directory", dir);
     lt_st_set *s = calloc(1, sizeof *s);
-    char *ipath = lt_st_join2(dir, LT_ST_INDEX_NAME), *spath = lt_st_join2(dir, LT_ST_SINGLE_NAME);
+    char *ipath = lt_path_join(dir, LT_ST_INDEX_NAME), *spath = lt_path_join(dir, LT_ST_SINGLE_NAME);
     lt_status st = NULL;
     if (!s || !ipath || !spath) {
         st = lt_errorf(LT_ERR_NOMEM, "%s: out of memory", dir);

@@ -252,17 +252,10 @@ static lt_st_meta *lt_st_meta_with_format(const lt_st_meta *meta, int64_t n_meta
     return m;
 }
 
-static char *lt_st_join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* Removes dir/name if present: a stale single file or index from an earlier write would make
  * loaders (ours prefers the index, transformers the single file) read the wrong weights. */
 static lt_status lt_st_remove_stale(const char *dir, const char *name) {
-    char *p = lt_st_join(dir, name);
+    char *p = lt_path_join(dir, name);
     if (!p) return lt_errorf(LT_ERR_NOMEM, "out of memory");
     lt_status st = NULL;
     if (unlink(p) != 0 && errno != ENOENT)
@@ -274,7 +267,7 @@ static lt_status lt_st_remove_stale(const char *dir, const char *name) {
 /* Writes model.safetensors.index.json: entries[i] lives in shard shard_of[i] (0-based). */
 static lt_status lt_st_write_index(const char *dir, const lt_st_entry *entries, int64_t n, const int64_t *shard_of,
                                    int64_t nshards, int64_t total) {
-    char *path = lt_st_join(dir, "model.safetensors.index.json");
+    char *path = lt_path_join(dir, "model.safetensors.index.json");
     if (!path) return lt_errorf(LT_ERR_NOMEM, "out of memory");
     lt_status st = NULL;
     json_t *root = json_object(), *wm = json_object();
@@ -332,7 +325,7 @@ lt_status lt_st_write_model(const char *dir, const lt_st_entry *entries, int64_t
         shard_of[i] = nshards - 1;
     }
     if (nshards <= 1) {
-        char *path = lt_st_join(dir, "model.safetensors");
+        char *path = lt_path_join(dir, "model.safetensors");
         if (!path) {
             st = lt_errorf(LT_ERR_NOMEM, "out of memory");
             goto done;
@@ -353,7 +346,7 @@ lt_status lt_st_write_model(const char *dir, const lt_st_entry *entries, int64_t
         while (j < n && shard_of[j] == k) j++;
         char name[64];
         snprintf(name, sizeof name, "model-%05lld-of-%05lld.safetensors", (long long)k + 1, (long long)nshards);
-        char *path = lt_st_join(dir, name);
+        char *path = lt_path_join(dir, name);
         if (!path) {
             st = lt_errorf(LT_ERR_NOMEM, "out of memory");
             goto done;

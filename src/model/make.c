@@ -59,26 +59,6 @@ static void lt_make_fill_range(void *ctx, int64_t begin, int64_t end) {
 
 /* ---------------------------------------------------------------- directory handling */
 
-static lt_status lt_mkdir_p(const char *path) {
-    char buf[PATH_MAX];
-    size_t len = strlen(path);
-    if (len == 0 || len >= sizeof buf)
-        return lt_errorf(LT_ERR_INVALID_ARG, "%s: empty or too long directory name", path);
-    memcpy(buf, path, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (buf[i] != '/' && buf[i] != '\0') continue;
-        char saved = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return lt_errorf(LT_ERR_IO, "%s: cannot create directory %s: %s", path, buf, strerror(errno));
-        buf[i] = saved;
-    }
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return lt_errorf(LT_ERR_IO, "%s: exists and is not a directory", path);
-    return NULL;
-}
-
 static bool lt_file_exists(const char *dir, const char *name) {
     char p[PATH_MAX];
     struct stat sb;
