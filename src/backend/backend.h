@@ -14,6 +14,7 @@
 #define LT_BACKEND_H
 
 #include "core/core.h"
+#include "quant/quant.h"
 
 typedef struct lt_backend {
     const char *name;
@@ -21,6 +22,13 @@ typedef struct lt_backend {
     /* y[M,N] = x[M,K] @ w[N,K]^T (+ bias[N] when non-NULL). w is a Linear weight [out, in]. */
     void (*linear)(const float *x, const float *w, const float *bias, float *y, int64_t M, int64_t K,
                    int64_t N);
+
+    /* y[M,N] = x[M,K] @ dequant(w)^T (+ bias[N]), w a quantized Linear weight [N, K] (quant/).
+     * Reads the quantized bytes directly: M == 1 (decode) uses a fused dequantize-dot; M > 1
+     * dequantizes panels of w into scratch and runs sgemm on them. scratch holds
+     * lt_qlinear_scratch(M, K, N) floats (may be NULL when that returns 0). */
+    void (*qlinear)(const float *x, const lt_qtensor *w, const float *bias, float *y, int64_t M, int64_t K,
+                    int64_t N, float *scratch);
 
     /* y[r,:] = x[r,:] * rsqrt(mean(x[r,:]^2) + eps) * g[:]; rows x dim; fp32 accumulation.
      * y may alias x. */
@@ -56,6 +64,7 @@ typedef struct lt_backend {
 
 const lt_backend *lt_backend_cpu(void);
 int64_t lt_attention_scratch(int64_t T, int64_t n_past, int64_t n_heads);
+int64_t lt_qlinear_scratch(int64_t M, int64_t K, int64_t N);
 
 /* RoPE inverse frequencies for a head_dim (d/2 values), with optional llama3 scaling:
  * inv_freq[i] = 1 / theta^(2i/d), computed as transformers does (float32 exponent). */

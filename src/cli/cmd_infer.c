@@ -11,6 +11,7 @@ static lt_opt logits_opts[] = {
     {"ids", "1,2,3", "input token ids (required)", NULL},
     {"out", "FILE", "output: float32 little-endian, [n_ids x vocab] (required)", NULL},
     {"budget-gb", "GB", "memory budget for the pool (default 128)", NULL},
+    {"quant", "FORMAT", "hold Linear weights quantized: nf4, nf4_nodq, mxfp4, nvfp4, q8_0, bf16 (default: f32)", NULL},
     {NULL, NULL, NULL, NULL},
 };
 static const lt_cmd_info logits_cmd = {"logits", "run the forward pass and write the logits of every position",
@@ -26,6 +27,7 @@ static lt_opt generate_opts[] = {
     {"seed", "S", "sampling seed (default 0); the same seed gives the same tokens", NULL},
     {"ignore-eos", NULL, "keep generating after an end-of-sequence token", NULL},
     {"budget-gb", "GB", "memory budget for the pool (default 128)", NULL},
+    {"quant", "FORMAT", "hold Linear weights quantized: nf4, nf4_nodq, mxfp4, nvfp4, q8_0, bf16 (default: f32)", NULL},
     {NULL, NULL, NULL, NULL},
 };
 static const lt_cmd_info generate_cmd = {
@@ -37,12 +39,30 @@ static const lt_cmd_info generate_cmd = {
 static int lt_open_model(const lt_cmd_info *cmd, lt_pool **pool, lt_model **m) {
     double gb;
     if (!lt_opt_float(cmd, "budget-gb", 128.0, 0.001, 1e6, &gb)) return 2;
+    lt_load_opts lo = {.quantize = false};
+    const char *qf = lt_opt_get(cmd, "quant");
+    if (qf) {
+        lo.quantize = true;
+        if (!lt_qformat_from_name(qf, &lo.format)) {
+            fprintf(stderr, "loft %s: --quant: expected nf4, nf4_nodq, mxfp4, nvfp4, q8_0 or bf16, got '%s'\n",
+                    cmd->name, qf);
+            return 2;
+        }
+    }
     lt_status st = lt_pool_create((int64_t)(gb * 1e9), pool);
     if (st) return lt_cli_fail(cmd->name, st);
-    st = lt_model_load(lt_opt_get(cmd, "model"), *pool, lt_backend_cpu(), m);
+    st = lt_model_load_opts(lt_opt_get(cmd, "model"), *pool, lt_backend_cpu(), &lo, m);
     if (st) {
         lt_pool_destroy(*pool);
         return lt_cli_fail(cmd->name, st);
+    }
+    if (qf) {
+        lt_quant_summary q = lt_model_quant_summary(*m);
+        char a[32], b[32];
+        fprintf(stderr, "loft %s: %lld weights in %s (%s), %lld kept f32 (%s)%s\n", cmd->name,
+                (long long)q.n_quantized, lt_qformat_name(lo.format), lt_fmt_bytes(q.quantized_bytes, a, sizeof a),
+                (long long)q.n_kept, lt_fmt_bytes(q.f32_bytes, b, sizeof b),
+                q.n_unaligned ? " — some inputs are not a multiple of the block size and stay f32" : "");
     }
     return 0;
 }

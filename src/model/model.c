@@ -31,10 +31,18 @@
 #include "model/kv_internal.h"
 #include "model/model.h"
 
+/* A Linear weight as the forward pass sees it: f32, or quantized (q non-NULL). */
+typedef struct lt_lin {
+    const float *f;
+    const lt_qtensor *q;
+} lt_lin;
+
 typedef struct lt_layer_w {
-    const float *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo;
+    const float *attn_norm, *bq, *bk, *bv, *bo;
+    lt_lin wq, wk, wv, wo;
     const float *q_norm, *k_norm;
-    const float *mlp_norm, *wg, *wu, *wd, *bg, *bu, *bd;
+    const float *mlp_norm, *bg, *bu, *bd;
+    lt_lin wg, wu, wd;
 } lt_layer_w;
 
 struct lt_model {
@@ -43,9 +51,15 @@ struct lt_model {
     const lt_backend *be;
     int64_t n_weights;
     lt_weight_spec *specs; /* [n_weights] */
-    float **w;             /* [n_weights], pool blocks, f32 */
+    float **w;             /* [n_weights], pool blocks, f32 (NULL where quantized) */
+    lt_qtensor *qw;        /* [n_weights], format set and block non-NULL where quantized */
     lt_layer_w *layers;    /* [n_layers] */
-    const float *embed, *final_norm, *lm_head;
+    const float *final_norm;
+    lt_lin embed_lin; /* the embedding table: f32, or quantized (rows dequantized on lookup) */
+    lt_lin lm_head;
+    lt_load_opts opts;
+    lt_quant_summary qsum;
+    int64_t qscratch_rows; /* max over the model's quantized linears: K*N products for scratch */
     float *inv_freq; /* [head_dim/2] */
     int64_t weight_bytes;
 };
@@ -82,6 +96,24 @@ static const float *lt_weight(const lt_model *m, const char *fmt, ...) {
     va_end(ap);
     int64_t i = lt_spec_find(m->specs, m->n_weights, name);
     return i < 0 ? NULL : m->w[i];
+}
+
+static lt_lin lt_linear_w(const lt_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static lt_lin lt_linear_w(const lt_model *m, const char *fmt, ...) {
+    char name[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    int64_t i = lt_spec_find(m->specs, m->n_weights, name);
+    lt_lin l = {NULL, NULL};
+    if (i >= 0) {
+        if (m->qw[i].block)
+            l.q = &m->qw[i];
+        else
+            l.f = m->w[i];
+    }
+    return l;
 }
 
 static bool lt_ends_with(const char *s, const char *suffix) {
@@ -153,20 +185,20 @@ static void lt_to_f32(const void *src, lt_dtype t, float *dst, int64_t n) {
 
 static lt_status lt_model_bind(lt_model *m) {
     const lt_model_config *c = &m->cfg;
-    m->embed = lt_weight(m, "model.embed_tokens.weight");
+    m->embed_lin = lt_linear_w(m, "model.embed_tokens.weight");
     m->final_norm = lt_weight(m, "model.norm.weight");
-    m->lm_head = c->tie_word_embeddings ? m->embed : lt_weight(m, "lm_head.weight");
-    LT_ASSERT(m->embed && m->final_norm && m->lm_head);
+    m->lm_head = c->tie_word_embeddings ? m->embed_lin : lt_linear_w(m, "lm_head.weight");
+    LT_ASSERT((m->embed_lin.f || m->embed_lin.q) && m->final_norm && (m->lm_head.f || m->lm_head.q));
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     if (!m->layers) return lt_errorf(LT_ERR_NOMEM, "out of memory for %lld layer descriptors", (long long)c->n_layers);
     for (int64_t l = 0; l < c->n_layers; l++) {
         lt_layer_w *L = &m->layers[l];
         const long long i = (long long)l;
         L->attn_norm = lt_weight(m, "model.layers.%lld.input_layernorm.weight", i);
-        L->wq = lt_weight(m, "model.layers.%lld.self_attn.q_proj.weight", i);
-        L->wk = lt_weight(m, "model.layers.%lld.self_attn.k_proj.weight", i);
-        L->wv = lt_weight(m, "model.layers.%lld.self_attn.v_proj.weight", i);
-        L->wo = lt_weight(m, "model.layers.%lld.self_attn.o_proj.weight", i);
+        L->wq = lt_linear_w(m, "model.layers.%lld.self_attn.q_proj.weight", i);
+        L->wk = lt_linear_w(m, "model.layers.%lld.self_attn.k_proj.weight", i);
+        L->wv = lt_linear_w(m, "model.layers.%lld.self_attn.v_proj.weight", i);
+        L->wo = lt_linear_w(m, "model.layers.%lld.self_attn.o_proj.weight", i);
         L->bq = lt_weight(m, "model.layers.%lld.self_attn.q_proj.bias", i);
         L->bk = lt_weight(m, "model.layers.%lld.self_attn.k_proj.bias", i);
         L->bv = lt_weight(m, "model.layers.%lld.self_attn.v_proj.bias", i);
@@ -174,26 +206,102 @@ static lt_status lt_model_bind(lt_model *m) {
         L->q_norm = lt_weight(m, "model.layers.%lld.self_attn.q_norm.weight", i);
         L->k_norm = lt_weight(m, "model.layers.%lld.self_attn.k_norm.weight", i);
         L->mlp_norm = lt_weight(m, "model.layers.%lld.post_attention_layernorm.weight", i);
-        L->wg = lt_weight(m, "model.layers.%lld.mlp.gate_proj.weight", i);
-        L->wu = lt_weight(m, "model.layers.%lld.mlp.up_proj.weight", i);
-        L->wd = lt_weight(m, "model.layers.%lld.mlp.down_proj.weight", i);
+        L->wg = lt_linear_w(m, "model.layers.%lld.mlp.gate_proj.weight", i);
+        L->wu = lt_linear_w(m, "model.layers.%lld.mlp.up_proj.weight", i);
+        L->wd = lt_linear_w(m, "model.layers.%lld.mlp.down_proj.weight", i);
         L->bg = lt_weight(m, "model.layers.%lld.mlp.gate_proj.bias", i);
         L->bu = lt_weight(m, "model.layers.%lld.mlp.up_proj.bias", i);
         L->bd = lt_weight(m, "model.layers.%lld.mlp.down_proj.bias", i);
         /* the layout and this binding must agree: a missing one is a bug, not a bad file */
-        LT_ASSERT(L->attn_norm && L->wq && L->wk && L->wv && L->wo && L->mlp_norm && L->wg && L->wu && L->wd);
+        const lt_lin *lins[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+        for (size_t k = 0; k < sizeof lins / sizeof lins[0]; k++) LT_ASSERT(lins[k]->f || lins[k]->q);
+        LT_ASSERT(L->attn_norm && L->mlp_norm);
         LT_ASSERT(!c->qk_norm || (L->q_norm && L->k_norm));
         LT_ASSERT(!c->qkv_bias || (L->bq && L->bk && L->bv));
     }
     return NULL;
 }
 
+/* Whether weight spec s is held quantized under opts (and its input size fits the blocks). */
+static bool lt_want_quant(const lt_model *m, const lt_weight_spec *s, bool *unaligned) {
+    const lt_load_opts *o = &m->opts;
+    *unaligned = false;
+    if (!o->quantize || s->kind != LT_W_MATRIX || s->ndim != 2) return false;
+    if (!strcmp(s->name, "model.embed_tokens.weight") && !o->quantize_embeddings) return false;
+    if (!strcmp(s->name, "lm_head.weight") && !o->quantize_lm_head) return false;
+    if (s->shape[1] % lt_qformat_block(o->format) != 0) {
+        *unaligned = true;
+        return false;
+    }
+    return true;
+}
+
+/* Reads every weight into the pool: f32, or quantized through one reusable f32 scratch buffer
+ * (so the peak is the quantized model + the f32 weights + one tensor). */
+static lt_status lt_model_read_weights(lt_model *m, const lt_st_set *set) {
+    bool *quant = calloc((size_t)m->n_weights, sizeof *quant);
+    if (!quant) return lt_errorf(LT_ERR_NOMEM, "out of memory");
+    int64_t scratch_n = 0;
+    for (int64_t i = 0; i < m->n_weights; i++) {
+        bool unaligned;
+        quant[i] = lt_want_quant(m, &m->specs[i], &unaligned);
+        int64_t numel = m->specs[i].shape[0] * (m->specs[i].ndim == 2 ? m->specs[i].shape[1] : 1);
+        if (quant[i] && numel > scratch_n) scratch_n = numel;
+        if (unaligned) m->qsum.n_unaligned++;
+    }
+    float *scratch = NULL;
+    lt_status st = NULL;
+    if (scratch_n > 0)
+        st = lt_pool_alloc(m->pool, LT_POOL_SCRATCH, scratch_n * (int64_t)sizeof(float), "quantize-on-load buffer",
+                           (void **)&scratch);
+    for (int64_t i = 0; !st && i < m->n_weights; i++) {
+        const lt_weight_spec *sp = &m->specs[i];
+        const lt_st_tensor *t = lt_st_set_find(set, sp->name);
+        if (quant[i]) {
+            lt_to_f32(t->data, t->dtype, scratch, t->numel);
+            lt_qlayout lay;
+            st = lt_qlayout_get(m->opts.format, sp->shape[0], sp->shape[1], &lay);
+            if (!st) st = lt_qtensor_alloc(m->pool, LT_POOL_WEIGHTS, m->opts.format, sp->shape[0], sp->shape[1],
+                                           sp->name, &m->qw[i]);
+            if (!st) st = lt_quantize(scratch, sp->name, &m->qw[i]);
+            if (!st) {
+                m->qsum.n_quantized++;
+                m->qsum.quantized_bytes += lay.alloc_bytes;
+                m->weight_bytes += lay.alloc_bytes;
+            }
+            continue;
+        }
+        int64_t bytes;
+        if (!lt_mul_i64(t->numel, (int64_t)sizeof(float), &bytes)) {
+            st = lt_errorf(LT_ERR_FORMAT, "tensor \"%s\" is too large", t->name);
+            break;
+        }
+        if ((st = lt_pool_alloc(m->pool, LT_POOL_WEIGHTS, bytes, sp->name, (void **)&m->w[i]))) break;
+        lt_to_f32(t->data, t->dtype, m->w[i], t->numel);
+        m->weight_bytes += bytes;
+        if (sp->kind == LT_W_MATRIX) {
+            m->qsum.n_kept++;
+            m->qsum.f32_bytes += bytes;
+        }
+    }
+    lt_pool_free(m->pool, scratch);
+    free(quant);
+    return st;
+}
+
 lt_status lt_model_load(const char *dir, lt_pool *pool, const lt_backend *be, lt_model **out) {
+    const lt_load_opts f32 = {.quantize = false};
+    return lt_model_load_opts(dir, pool, be, &f32, out);
+}
+
+lt_status lt_model_load_opts(const char *dir, lt_pool *pool, const lt_backend *be, const lt_load_opts *opts,
+                             lt_model **out) {
     *out = NULL;
     lt_model *m = calloc(1, sizeof *m);
     if (!m) return lt_errorf(LT_ERR_NOMEM, "%s: out of memory for the model descriptor", dir);
     m->pool = pool;
     m->be = be;
+    m->opts = *opts;
     lt_st_set *set = NULL;
     char path[4096];
     lt_status st = NULL;
@@ -214,8 +322,9 @@ lt_status lt_model_load(const char *dir, lt_pool *pool, const lt_backend *be, lt
     m->n_weights = lt_model_weight_specs(c, NULL, 0);
     m->specs = calloc((size_t)m->n_weights, sizeof *m->specs);
     m->w = calloc((size_t)m->n_weights, sizeof *m->w);
+    m->qw = calloc((size_t)m->n_weights, sizeof *m->qw);
     m->inv_freq = malloc((size_t)(c->head_dim / 2) * sizeof(float));
-    if (!m->specs || !m->w || !m->inv_freq) {
+    if (!m->specs || !m->w || !m->qw || !m->inv_freq) {
         st = lt_errorf(LT_ERR_NOMEM, "out of memory for %lld weight descriptors", (long long)m->n_weights);
         goto fail;
     }
@@ -225,17 +334,7 @@ lt_status lt_model_load(const char *dir, lt_pool *pool, const lt_backend *be, lt
     if ((st = lt_st_set_open_dir(dir, &set))) goto fail;
     if ((st = lt_model_check_tensors(m, set))) goto fail;
 
-    for (int64_t i = 0; i < m->n_weights; i++) {
-        const lt_st_tensor *t = lt_st_set_find(set, m->specs[i].name);
-        int64_t bytes;
-        if (!lt_mul_i64(t->numel, (int64_t)sizeof(float), &bytes)) {
-            st = lt_errorf(LT_ERR_FORMAT, "tensor \"%s\" is too large", t->name);
-            goto fail;
-        }
-        if ((st = lt_pool_alloc(pool, LT_POOL_WEIGHTS, bytes, m->specs[i].name, (void **)&m->w[i]))) goto fail;
-        lt_to_f32(t->data, t->dtype, m->w[i], t->numel);
-        m->weight_bytes += bytes;
-    }
+    if ((st = lt_model_read_weights(m, set))) goto fail;
     lt_st_set_close(set);
     set = NULL;
 
@@ -259,9 +358,10 @@ fail:
 
 void lt_model_free(lt_model *m) {
     if (!m) return;
-    if (m->w)
-        for (int64_t i = 0; i < m->n_weights; i++) lt_pool_free(m->pool, m->w[i]);
+    for (int64_t i = 0; m->w && i < m->n_weights; i++) lt_pool_free(m->pool, m->w[i]);
+    for (int64_t i = 0; m->qw && i < m->n_weights; i++) lt_qtensor_free(m->pool, &m->qw[i]);
     free(m->w);
+    free(m->qw);
     free(m->specs);
     free(m->layers);
     free(m->inv_freq);
@@ -270,12 +370,13 @@ void lt_model_free(lt_model *m) {
 
 const lt_model_config *lt_model_get_config(const lt_model *m) { return &m->cfg; }
 int64_t lt_model_weight_bytes(const lt_model *m) { return m->weight_bytes; }
+lt_quant_summary lt_model_quant_summary(const lt_model *m) { return m->qsum; }
 
 /* ---------------------------------------------------------------- forward */
 
 /* Offsets (in floats) of the per-call activation buffers, each 16-float (64 B) aligned. */
 typedef struct lt_act_plan {
-    int64_t x, xn, q, att, gate, up, scratch, pos, total;
+    int64_t x, xn, q, att, gate, up, scratch, qscratch, pos, total;
 } lt_act_plan;
 
 static bool lt_act_take(int64_t *cursor, int64_t n, int64_t *off) {
@@ -286,7 +387,23 @@ static bool lt_act_take(int64_t *cursor, int64_t n, int64_t *off) {
     return lt_add_i64(*cursor, rounded, cursor);
 }
 
-static bool lt_act_layout(const lt_model_config *c, int64_t n, int64_t n_past, lt_act_plan *p) {
+/* Scratch floats the backend's qlinear needs for any of the model's products over n rows. */
+static int64_t lt_qscratch(const lt_model *m, int64_t n) {
+    if (m->qsum.n_quantized == 0) return 0;
+    const lt_model_config *c = &m->cfg;
+    const int64_t H = c->hidden_size, I = c->intermediate_size, qd = c->n_heads * c->head_dim;
+    const int64_t kvd = c->n_kv_heads * c->head_dim;
+    const int64_t shapes[][2] = {{H, qd}, {H, kvd}, {qd, H}, {H, I}, {I, H}, {H, c->vocab_size}};
+    int64_t best = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int64_t s = lt_qlinear_scratch(n, shapes[i][0], shapes[i][1]);
+        if (s > best) best = s;
+    }
+    return best;
+}
+
+static bool lt_act_layout(const lt_model *m, int64_t n, int64_t n_past, lt_act_plan *p) {
+    const lt_model_config *c = &m->cfg;
     const int64_t qd = c->n_heads * c->head_dim;
     int64_t nh, nq, ni, sc, cur = 0;
     if (!lt_mul_i64(n, c->hidden_size, &nh) || !lt_mul_i64(n, qd, &nq) || !lt_mul_i64(n, c->intermediate_size, &ni))
@@ -296,8 +413,18 @@ static bool lt_act_layout(const lt_model_config *c, int64_t n, int64_t n_past, l
     sc = lt_attention_scratch(n, n_past, c->n_heads); /* <= max(n_heads, 128) * L: no overflow */
     return lt_act_take(&cur, nh, &p->x) && lt_act_take(&cur, nh, &p->xn) && lt_act_take(&cur, nq, &p->q) &&
            lt_act_take(&cur, nq, &p->att) && lt_act_take(&cur, ni, &p->gate) && lt_act_take(&cur, ni, &p->up) &&
-           lt_act_take(&cur, sc, &p->scratch) && lt_act_take(&cur, n, &p->pos) /* int32 fits a float slot */ &&
+           lt_act_take(&cur, sc, &p->scratch) && lt_act_take(&cur, lt_qscratch(m, n), &p->qscratch) &&
+           lt_act_take(&cur, n, &p->pos) /* int32 fits a float slot */ &&
            (p->total = cur, true);
+}
+
+/* y[M,N] = x[M,K] W^T (+ bias) with W f32 or quantized. */
+static void lt_apply(const lt_model *m, const lt_lin *w, const float *x, const float *bias, float *y, int64_t M,
+                     int64_t K, int64_t N, float *qscratch) {
+    if (w->q)
+        m->be->qlinear(x, w->q, bias, y, M, K, N, qscratch);
+    else
+        m->be->linear(x, w->f, bias, y, M, K, N);
 }
 
 /* One decoder layer over n tokens at positions pos (cache already holds n_past rows). */
@@ -310,16 +437,16 @@ static void lt_layer_forward(const lt_model *m, int64_t l, lt_kv_cache *kv, floa
     const int64_t nh = c->n_heads, nkv = c->n_kv_heads, qd = nh * hd, kvd = nkv * hd;
     const int64_t n_past = lt_kv_len(kv);
     float *x = act + p->x, *xn = act + p->xn, *q = act + p->q, *att = act + p->att;
-    float *gate = act + p->gate, *up = act + p->up, *scratch = act + p->scratch;
+    float *gate = act + p->gate, *up = act + p->up, *scratch = act + p->scratch, *qs = act + p->qscratch;
     const int32_t *pos = (const int32_t *)(act + p->pos);
     float *kc, *vc;
     lt_kv_layer(kv, l, &kc, &vc);
     float *k_new = kc + n_past * kvd, *v_new = vc + n_past * kvd; /* [n, kvd] rows of the cache */
 
     be->rmsnorm(x, L->attn_norm, xn, n, H, (float)c->rms_norm_eps);
-    be->linear(xn, L->wq, L->bq, q, n, H, qd);
-    be->linear(xn, L->wk, L->bk, k_new, n, H, kvd);
-    be->linear(xn, L->wv, L->bv, v_new, n, H, kvd);
+    lt_apply(m, &L->wq, xn, L->bq, q, n, H, qd, qs);
+    lt_apply(m, &L->wk, xn, L->bk, k_new, n, H, kvd, qs);
+    lt_apply(m, &L->wv, xn, L->bv, v_new, n, H, kvd, qs);
     if (c->qk_norm) { /* Qwen3: RMSNorm over each head's hd values, before RoPE */
         be->rmsnorm(q, L->q_norm, q, n * nh, hd, (float)c->rms_norm_eps);
         be->rmsnorm(k_new, L->k_norm, k_new, n * nkv, hd, (float)c->rms_norm_eps);
@@ -327,14 +454,14 @@ static void lt_layer_forward(const lt_model *m, int64_t l, lt_kv_cache *kv, floa
     be->rope(q, pos, n, nh, hd, m->inv_freq);
     be->rope(k_new, pos, n, nkv, hd, m->inv_freq);
     be->attention(q, kc, vc, att, n, n_past, nh, nkv, hd, scratch);
-    be->linear(att, L->wo, L->bo, xn, n, qd, H);
+    lt_apply(m, &L->wo, att, L->bo, xn, n, qd, H, qs);
     be->add(x, xn, n * H);
 
     be->rmsnorm(x, L->mlp_norm, xn, n, H, (float)c->rms_norm_eps);
-    be->linear(xn, L->wg, L->bg, gate, n, H, I);
-    be->linear(xn, L->wu, L->bu, up, n, H, I);
+    lt_apply(m, &L->wg, xn, L->bg, gate, n, H, I, qs);
+    lt_apply(m, &L->wu, xn, L->bu, up, n, H, I, qs);
     be->swiglu(gate, up, gate, n * I);
-    be->linear(gate, L->wd, L->bd, xn, n, I, H);
+    lt_apply(m, &L->wd, gate, L->bd, xn, n, I, H, qs);
     be->add(x, xn, n * H);
 }
 
@@ -359,7 +486,7 @@ lt_status lt_model_forward(lt_model *m, lt_kv_cache *kv, const int32_t *ids, int
 
     lt_act_plan p;
     int64_t bytes;
-    if (!lt_act_layout(c, n, n_past, &p) || !lt_mul_i64(p.total, (int64_t)sizeof(float), &bytes))
+    if (!lt_act_layout(m, n, n_past, &p) || !lt_mul_i64(p.total, (int64_t)sizeof(float), &bytes))
         return lt_errorf(LT_ERR_INVALID_ARG, "forward: %lld tokens overflow the activation size", (long long)n);
     float *act;
     lt_status st = lt_pool_alloc(m->pool, LT_POOL_ACTIVATIONS, bytes, "forward activations", (void **)&act);
@@ -369,7 +496,10 @@ lt_status lt_model_forward(lt_model *m, lt_kv_cache *kv, const int32_t *ids, int
     const int64_t H = c->hidden_size, V = c->vocab_size;
     int32_t *pos = (int32_t *)(act + p.pos);
     for (int64_t t = 0; t < n; t++) pos[t] = (int32_t)(n_past + t);
-    be->embedding(m->embed, LT_DTYPE_F32, ids, act + p.x, n, H);
+    if (m->embed_lin.q)
+        for (int64_t t = 0; t < n; t++) lt_dequantize_rows(m->embed_lin.q, ids[t], 1, act + p.x + t * H);
+    else
+        be->embedding(m->embed_lin.f, LT_DTYPE_F32, ids, act + p.x, n, H);
     for (int64_t l = 0; l < c->n_layers; l++) lt_layer_forward(m, l, kv, act, &p, n);
     lt_kv_advance(kv, n);
 
@@ -379,8 +509,54 @@ lt_status lt_model_forward(lt_model *m, lt_kv_cache *kv, const int32_t *ids, int
         const float *xin = act + p.x + (n - rows) * H;
         float *xn = act + p.xn;
         be->rmsnorm(xin, m->final_norm, xn, rows, H, (float)c->rms_norm_eps);
-        be->linear(xn, m->lm_head, NULL, logits, rows, H, V);
+        lt_apply(m, &m->lm_head, xn, NULL, logits, rows, H, V, act + p.qscratch);
     }
     lt_pool_free(m->pool, act);
     return NULL;
+}
+
+/* ---------------------------------------------------------------- effective weights */
+
+typedef struct lt_effective_fill {
+    const lt_model *m;
+    int64_t i;
+} lt_effective_fill;
+
+static lt_status lt_effective_produce(void *ctx, void *buf, int64_t nbytes) {
+    const lt_effective_fill *f = ctx;
+    const lt_model *m = f->m;
+    const lt_weight_spec *sp = &m->specs[f->i];
+    if (m->qw[f->i].block) {
+        LT_ASSERT(nbytes == sp->shape[0] * sp->shape[1] * (int64_t)sizeof(float));
+        lt_dequantize_rows(&m->qw[f->i], 0, sp->shape[0], buf);
+    } else {
+        memcpy(buf, m->w[f->i], (size_t)nbytes);
+    }
+    return NULL;
+}
+
+lt_status lt_model_save_effective(const lt_model *m, const char *dir) {
+    lt_status st = lt_mkdir_p(dir);
+    if (st) return st;
+    lt_model_config cfg = m->cfg;
+    snprintf(cfg.torch_dtype, sizeof cfg.torch_dtype, "float32");
+    char *path = lt_path_join(dir, "config.json");
+    if (!path) return lt_errorf(LT_ERR_NOMEM, "out of memory");
+    st = lt_config_save(&cfg, path);
+    free(path);
+    if (st) return st;
+    lt_st_entry *e = calloc((size_t)m->n_weights, sizeof *e);
+    lt_effective_fill *f = calloc((size_t)m->n_weights, sizeof *f);
+    if (!e || !f) st = lt_errorf(LT_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; !st && i < m->n_weights; i++) {
+        const lt_weight_spec *sp = &m->specs[i];
+        f[i] = (lt_effective_fill){m, i};
+        e[i] = (lt_st_entry){.name = sp->name, .dtype_name = "F32", .ndim = sp->ndim,
+                             .shape = {sp->shape[0], sp->shape[1]}, .fill = lt_effective_produce, .fill_ctx = &f[i]};
+    }
+    const lt_st_meta meta[] = {{"format", "pt"}, {"loft.effective_weights", m->opts.quantize ? lt_qformat_name(m->opts.format) : "f32"}};
+    if (!st) st = lt_st_write_model(dir, e, m->n_weights, meta, 2, 0);
+    free(e);
+    free(f);
+    return st;
 }

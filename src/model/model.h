@@ -18,6 +18,7 @@
 #include "core/core.h"
 #include "io/io.h"
 #include "pool/pool.h"
+#include "quant/quant.h"
 
 /* ---------------------------------------------------------------- weight layout */
 
@@ -48,6 +49,32 @@ typedef struct lt_kv_cache lt_kv_cache;
  * in the pool). Every expected tensor must be present with the expected shape; unexpected
  * tensors are refused by name. */
 lt_status lt_model_load(const char *dir, lt_pool *pool, const lt_backend *be, lt_model **out);
+
+/* How the weights are held. Default (zeroed struct): every weight f32. With quantize, each
+ * Linear weight (q/k/v/o, gate/up/down; the embedding and lm_head only when asked) is quantized
+ * into the pool as it is read — one tensor at a time through an f32 scratch buffer, so the peak
+ * is the quantized model plus one tensor — and the forward pass reads it with the backend's
+ * qlinear. Norms, biases and weights whose input size is not a multiple of the format's block
+ * stay f32 (the latter are counted in lt_model_quant_summary). */
+typedef struct lt_load_opts {
+    bool quantize;
+    lt_qformat format;
+    bool quantize_embeddings; /* the token embedding table (and lm_head when tied) */
+    bool quantize_lm_head;    /* an untied lm_head */
+} lt_load_opts;
+
+lt_status lt_model_load_opts(const char *dir, lt_pool *pool, const lt_backend *be, const lt_load_opts *opts,
+                             lt_model **out);
+/* Counts of weights held quantized and kept f32 (matrices only), and their bytes in the pool. */
+typedef struct lt_quant_summary {
+    int64_t n_quantized, n_kept, n_unaligned; /* n_unaligned: wanted but input size not a block multiple */
+    int64_t quantized_bytes, f32_bytes;
+} lt_quant_summary;
+lt_quant_summary lt_model_quant_summary(const lt_model *m);
+/* Writes the weights the forward pass actually uses (quantized ones dequantized) as an f32 HF
+ * model directory (config.json + safetensors), one tensor in memory at a time: for reference
+ * checks and for measuring quantization error with other tools. */
+lt_status lt_model_save_effective(const lt_model *m, const char *dir);
 void lt_model_free(lt_model *m);
 const lt_model_config *lt_model_get_config(const lt_model *m);
 int64_t lt_model_weight_bytes(const lt_model *m);

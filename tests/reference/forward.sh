@@ -3,7 +3,11 @@
 # implementation (tools/reference/llama_ref.py, no transformers) on small random-weight models of
 # each supported architecture.
 #
-#   forward.sh LOFT_BINARY SOURCE_DIR SCRATCH_DIR
+#   forward.sh LOFT_BINARY SOURCE_DIR SCRATCH_DIR [quant]
+#
+# With "quant" (tests/reference/forward_quant.sh), loft loads each architecture's model quantized
+# (--quant FORMAT, every format) and the reference runs on the weights loft actually holds,
+# dequantized to f32 by the quant_export driver: same bound, same greedy check.
 #
 # For each model: `loft make-model` writes it, llama_ref.py perturb-norms gives the norm gains
 # non-trivial values (make-model writes ones), then
@@ -42,6 +46,9 @@ TMP=${3:?usage: forward.sh LOFT_BINARY SOURCE_DIR SCRATCH_DIR}
 PY=/usr/bin/python3
 REF=$SRC/tools/reference/llama_ref.py
 CMP=$SRC/tools/reference/compare_logits.py
+MODE=${4:-f32} # "quant": the quantized path, one model per architecture x every format
+FORMATS=(nf4 nf4_nodq mxfp4 nvfp4 q8_0 bf16)
+EXPORT=$(dirname "$LOFT")/quant_export
 
 if ! "$PY" -c 'import torch, numpy' 2>/dev/null; then
     echo "forward.sh: $PY cannot import torch and numpy; run tools/test.sh, which installs python3-torch" >&2
@@ -96,32 +103,16 @@ MODELS=(
 
 fail=0
 table=()
-for spec in "${MODELS[@]}"; do
-    read -r name cfg vocab seed extra <<<"$spec"
-    dir=$TMP/$name
-    log=$TMP/$name.log
-    status=ok
-    # 26 ids spread over the vocabulary, including 0 and vocab-1; a 20-id prompt (long enough for
-    # the attention op's GEMM path in the prefill, then the per-row path for each decoded token)
-    ids=$(for i in $(seq 0 23); do echo $(((i * 97 + seed * 31) % vocab)); done | paste -sd, -)
-    ids="0,$ids,$((vocab - 1))"
-    n_ids=$(echo "$ids" | tr ',' '\n' | wc -l)
-    prompt=$(for i in $(seq 1 20); do echo $(((i * 53 + seed * 7) % vocab)); done | paste -sd, -)
-    # shellcheck disable=SC2086
-    if ! "$LOFT" make-model --config "$TMP/$cfg.json" --seed "$seed" --out "$dir" $extra >"$log" 2>&1 ||
-        ! "$PY" "$REF" perturb-norms --model "$dir" --seed "$seed" >>"$log" 2>&1; then
-        echo "forward.sh: $name: making the model failed:" >&2
-        cat "$log" >&2
-        fail=1
-        table+=("$(printf '%-13s %-12s %-10s %s' "$name" "-" "-" "make-model failed")")
-        continue
-    fi
-    nshards=$(ls "$dir"/*.safetensors | wc -l)
 
-    # logits
-    rel="-"
-    if "$LOFT" logits --model "$dir" --ids "$ids" --out "$TMP/$name.loft.bin" >>"$log" 2>&1 &&
-        "$PY" "$REF" logits --model "$dir" --ids "$ids" --out "$TMP/$name.ref.bin" >>"$log" 2>&1; then
+# check NAME LOFT_MODEL REF_MODEL IDS N_IDS PROMPT VOCAB NSHARDS LOG [loft args...]
+# logits and greedy generation of loft (on LOFT_MODEL, with the extra args) against the reference
+# (on REF_MODEL); appends a row to the table.
+check() {
+    local name=$1 lmodel=$2 rmodel=$3 ids=$4 n_ids=$5 prompt=$6 vocab=$7 nshards=$8 log=$9
+    shift 9
+    local status=ok rel="-" gen="-" line rc a b rc_a rc_b distinct
+    if "$LOFT" logits --model "$lmodel" --ids "$ids" --out "$TMP/$name.loft.bin" "$@" >>"$log" 2>&1 &&
+        "$PY" "$REF" logits --model "$rmodel" --ids "$ids" --out "$TMP/$name.ref.bin" >>"$log" 2>&1; then
         line=$("$PY" "$CMP" --loft "$TMP/$name.loft.bin" --ref "$TMP/$name.ref.bin" --rows "$n_ids" --vocab "$vocab" \
             --label "$name")
         rc=$?
@@ -136,11 +127,10 @@ for spec in "${MODELS[@]}"; do
     fi
 
     # greedy generation: loft with its KV cache vs the reference's full recomputation
-    gen="-"
-    a=$("$LOFT" generate --model "$dir" --prompt-ids "$prompt" --max-tokens 32 --temperature 0 --ignore-eos \
-        2>>"$log")
+    a=$("$LOFT" generate --model "$lmodel" --prompt-ids "$prompt" --max-tokens 32 --temperature 0 --ignore-eos \
+        "$@" 2>>"$log")
     rc_a=$?
-    b=$("$PY" "$REF" generate --model "$dir" --prompt-ids "$prompt" --max-tokens 32 2>>"$log")
+    b=$("$PY" "$REF" generate --model "$rmodel" --prompt-ids "$prompt" --max-tokens 32 2>>"$log")
     rc_b=$?
     a=$(echo $a)
     b=$(echo $b)
@@ -153,7 +143,7 @@ for spec in "${MODELS[@]}"; do
         echo "forward.sh: $name: greedy tokens differ" >&2
         echo "  loft:      $a" >&2
         echo "  reference: $b" >&2
-        "$PY" "$REF" generate --model "$dir" --prompt-ids "$prompt" --max-tokens 32 --gaps 2>&1 >/dev/null |
+        "$PY" "$REF" generate --model "$rmodel" --prompt-ids "$prompt" --max-tokens 32 --gaps 2>&1 >/dev/null |
             sed 's/^/  reference /' >&2
         status=FAIL
         fail=1
@@ -162,11 +152,52 @@ for spec in "${MODELS[@]}"; do
         distinct=$(echo "$a" | tr ' ' '\n' | sort -u | wc -l)
         gen="32 same ($distinct distinct)"
     fi
-    table+=("$(printf '%-13s %-12s %-6s %-26s %s' "$name" "$rel" "$nshards" "$gen" "$status")")
+    table+=("$(printf '%-20s %-12s %-6s %-26s %s' "$name" "$rel" "$nshards" "$gen" "$status")")
+}
+
+for spec in "${MODELS[@]}"; do
+    read -r name cfg vocab seed extra <<<"$spec"
+    # quantized mode: one model per architecture (the dtype/shard variants test loading, not math)
+    if [ "$MODE" = quant ] && [ "$name" != "$cfg" ]; then continue; fi
+    dir=$TMP/$name
+    log=$TMP/$name.log
+    # 26 ids spread over the vocabulary, including 0 and vocab-1; a 20-id prompt (long enough for
+    # the attention op's GEMM path in the prefill, then the per-row path for each decoded token)
+    ids=$(for i in $(seq 0 23); do echo $(((i * 97 + seed * 31) % vocab)); done | paste -sd, -)
+    ids="0,$ids,$((vocab - 1))"
+    n_ids=$(echo "$ids" | tr ',' '\n' | wc -l)
+    prompt=$(for i in $(seq 1 20); do echo $(((i * 53 + seed * 7) % vocab)); done | paste -sd, -)
+    # shellcheck disable=SC2086
+    if ! "$LOFT" make-model --config "$TMP/$cfg.json" --seed "$seed" --out "$dir" $extra >"$log" 2>&1 ||
+        ! "$PY" "$REF" perturb-norms --model "$dir" --seed "$seed" >>"$log" 2>&1; then
+        echo "forward.sh: $name: making the model failed:" >&2
+        cat "$log" >&2
+        fail=1
+        table+=("$(printf '%-20s %-12s %-10s %s' "$name" "-" "-" "make-model failed")")
+        continue
+    fi
+    nshards=$(ls "$dir"/*.safetensors | wc -l)
+    if [ "$MODE" != quant ]; then
+        check "$name" "$dir" "$dir" "$ids" "$n_ids" "$prompt" "$vocab" "$nshards" "$log"
+        continue
+    fi
+    # quantized: loft quantizes on load; the reference runs on the weights loft actually uses
+    # (written out dequantized by quant_export), so the comparison isolates the quantized matmul
+    # and the loading path from the (intended) quantization error.
+    for fmt in "${FORMATS[@]}"; do
+        eff=$TMP/$name-$fmt-effective
+        if ! "$EXPORT" "$dir" "$fmt" "$eff" >>"$log" 2>&1; then
+            echo "forward.sh: $name: quant_export $fmt failed:" >&2
+            cat "$log" >&2
+            fail=1
+            continue
+        fi
+        check "$name-$fmt" "$dir" "$eff" "$ids" "$n_ids" "$prompt" "$vocab" "$nshards" "$log" --quant "$fmt"
+    done
 done
 
 echo
-printf '%-13s %-12s %-6s %-26s %s\n' "model" "rel_err" "files" "greedy 32 tokens" "status"
+printf '%-20s %-12s %-6s %-26s %s\n' "model" "rel_err" "files" "greedy 32 tokens" "status"
 for row in "${table[@]}"; do echo "$row"; done
 if [ $fail -ne 0 ]; then
     echo "forward.sh: FAILED (logs in $TMP)" >&2

@@ -170,6 +170,7 @@ void lt_cpu_run(int64_t n, int64_t work, lt_range_fn fn, void *ctx) {
 static const lt_backend lt_cpu_backend = {
     .name = "cpu",
     .linear = cpu_linear,
+    .qlinear = lt_cpu_qlinear,
     .rmsnorm = cpu_rmsnorm,
     .rope = cpu_rope,
     .attention = lt_cpu_attention,
