@@ -4,7 +4,9 @@
  *   memory roofline  = weight bytes read per token / measured bandwidth (bounds decode)
  * It also times a prefill that computes every position's logits, the work `loft logits` and the
  * PyTorch peer (tools/bench/forward_peer.py, run by tools/bench/forward.sh) do.
- * usage: bench_forward MODEL_DIR [prefill_tokens=128] [decode_tokens=32] */
+ * With a FORMAT the Linear weights are quantized on load (as --quant) and the memory roofline
+ * counts the bytes actually resident (quantized layers + f32 embedding/lm_head/norms).
+ * usage: bench_forward MODEL_DIR [prefill_tokens=128] [decode_tokens=32] [FORMAT] */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +63,8 @@ static double lt_measure_bandwidth(void) {
 
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help")) {
-        fprintf(stderr, "usage: %s MODEL_DIR [prefill_tokens=128] [decode_tokens=32]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL_DIR [prefill_tokens=128] [decode_tokens=32] [nf4|mxfp4|nvfp4|q8_0|bf16]\n",
+                argv[0]);
         return 2;
     }
     int64_t P = argc > 2 ? atoll(argv[2]) : 128, D = argc > 3 ? atoll(argv[3]) : 32;
@@ -69,7 +72,12 @@ int main(int argc, char **argv) {
     lt_pool *pool;
     lt_model *m;
     lt_status st = lt_pool_create(LT_POOL_DEFAULT_BUDGET, &pool);
-    if (!st) st = lt_model_load(argv[1], pool, lt_backend_cpu(), &m);
+    lt_load_opts lo = {.quantize = argc > 4};
+    if (argc > 4 && !lt_qformat_from_name(argv[4], &lo.format)) {
+        fprintf(stderr, "bench_forward: unknown format '%s'\n", argv[4]);
+        return 2;
+    }
+    if (!st) st = lt_model_load_opts(argv[1], pool, lt_backend_cpu(), &lo, &m);
     if (st) {
         fprintf(stderr, "bench_forward: %s\n", lt_status_msg(st));
         return 1;
@@ -116,12 +124,17 @@ int main(int argc, char **argv) {
     double ctx_avg = (double)P / 2.0;
     double attn_flops = 4.0 * (double)c->n_heads * (double)hd * (double)c->n_layers;
     double prefill_flops = (2.0 * body_w + attn_flops * ctx_avg) * (double)P + 2.0 * head_w;
-    double decode_bytes = (body_w + head_w) * 4.0; /* f32 weights read once per decoded token */
+    /* every resident weight byte is read once per decoded token, except an untied f32 embedding
+     * table, of which one row is read */
+    double decode_bytes = lo.quantize ? (double)lt_model_weight_bytes(m) -
+                                            (c->tie_word_embeddings ? 0.0 : (double)(vocab * H) * 4.0)
+                                      : (body_w + head_w) * 4.0;
     double gemm = lt_measure_sgemm(P, H, c->intermediate_size), bw = lt_measure_bandwidth();
     double prefill_tps = (double)P / t_prefill, decode_tps = (double)D / t_decode;
     double prefill_roof = (double)P / (prefill_flops / gemm), decode_roof = bw / decode_bytes;
-    printf("model %s: %s, %.1fM params, weights %.0f MiB as f32, %d threads\n", argv[1], c->architecture,
-           (double)lt_config_n_params(c) / 1e6, (double)lt_model_weight_bytes(m) / 1048576.0, lt_threads_get());
+    printf("model %s: %s, %.1fM params, weights %.0f MiB as %s, %d threads\n", argv[1], c->architecture,
+           (double)lt_config_n_params(c) / 1e6, (double)lt_model_weight_bytes(m) / 1048576.0,
+           lo.quantize ? lt_qformat_name(lo.format) : "f32", lt_threads_get());
     printf("measured sgemm %.1f GFLOP/s (%lldx%lldx%lld), read bandwidth %.1f GB/s\n", gemm / 1e9, (long long)P,
            (long long)H, (long long)c->intermediate_size, bw / 1e9);
     printf("| phase   | tokens | tok/s    | roofline tok/s | of roofline | bound by |\n");
