@@ -9,6 +9,7 @@
 #include "io/io.h"
 #include "model/model.h"
 #include "pool/pool.h"
+#include "quant/quant.h"
 
 /* "1000000", "64MB", "5GB", "512MiB" -> bytes (decimal units as HF's max_shard_size; *iB binary). */
 static bool lt_parse_size(const char *s, int64_t *out) {
@@ -108,6 +109,40 @@ static void lt_inspect_tensor(const lt_st_tensor *t, bool print, lt_inspect_tota
     tot->bytes += t->nbytes;
 }
 
+/* What the model's Linear weights (embedding and lm_head excluded, as --quant does by default)
+ * would take in each base format: exact bytes from the quant layouts, and bits per parameter. */
+static void lt_inspect_quant_sizes(const lt_model_config *cfg) {
+    int64_t n = lt_model_weight_specs(cfg, NULL, 0);
+    lt_weight_spec *specs = calloc((size_t)n, sizeof *specs);
+    if (!specs) return;
+    lt_model_weight_specs(cfg, specs, n);
+    printf("  Linear weights as a frozen base (embedding and lm_head not included):\n");
+    for (int f = 0; f < LT_Q_COUNT; f++) {
+        int64_t bytes = 0, params = 0, unaligned = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const lt_weight_spec *w = &specs[i];
+            if (w->kind != LT_W_MATRIX || w->ndim != 2 || !strcmp(w->name, "model.embed_tokens.weight") ||
+                !strcmp(w->name, "lm_head.weight"))
+                continue;
+            lt_qlayout lay;
+            lt_status st = lt_qlayout_get((lt_qformat)f, w->shape[0], w->shape[1], &lay);
+            params += w->shape[0] * w->shape[1];
+            if (st) { /* input size not a block multiple: stays f32 */
+                lt_status_free(st);
+                bytes += w->shape[0] * w->shape[1] * 4;
+                unaligned++;
+            } else {
+                bytes += lay.total_bytes;
+            }
+        }
+        char b[32];
+        printf("    %-9s %10s  %6.3f bits/param (format: %.3f)%s\n", lt_qformat_name((lt_qformat)f),
+               lt_fmt_bytes(bytes, b, sizeof b), params ? (double)bytes * 8.0 / (double)params : 0.0,
+               lt_qformat_bits_per_param((lt_qformat)f), unaligned ? " — some inputs not block multiples, kept f32" : "");
+    }
+    free(specs);
+}
+
 static void lt_inspect_meta(const lt_st_file *f) {
     int64_t nm = lt_st_metadata_count(f);
     for (int64_t i = 0; i < nm; i++) {
@@ -160,6 +195,7 @@ int lt_cmd_inspect(int argc, char **argv) {
         int64_t expect = lt_config_n_params(&cfg);
         printf("total: %lld tensors, %lld parameters (config predicts %lld), %s\n", (long long)tot.n,
                (long long)tot.params, (long long)expect, lt_fmt_bytes(tot.bytes, b, sizeof b));
+        lt_inspect_quant_sizes(&cfg);
         return 0;
     }
     lt_st_file *f;

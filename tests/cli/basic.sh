@@ -60,5 +60,12 @@ b=$("$loft" generate --model "$tmp/tiny" --prompt-ids 5,6 --max-tokens 8 --tempe
 n=$(echo "$a" | wc -w)
 [ "$n" = 8 ] || fail "expected 8 tokens with --ignore-eos, got $n: '$a'"
 
+# bits per parameter of each base format, from the quant layouts
+case "$out" in *"nf4"*"(format: 4.127)"*"q8_0"*"(format: 8.500)"*) ;; *) fail "inspect lacks the format sizes: $out" ;; esac
+# --quant: bad name refused; q8_0 quantizes what fits its 32-blocks (hidden 32) and keeps the rest
+expect_fail "bad quant" 2 "--quant" -- "$loft" logits --model "$tmp/tiny" --ids 1 --out "$tmp/q.f32" --quant int3
+out=$("$loft" logits --model "$tmp/tiny" --ids 5,6,7 --out "$tmp/q.f32" --quant q8_0 2>&1) || fail "logits --quant q8_0: $out"
+case "$out" in *"12 weights in q8_0"*"4 kept f32"*"not a multiple of the block"*) ;; *) fail "quant summary: $out" ;; esac
+
 if [ $fails -ne 0 ]; then echo "$fails check(s) FAILED"; exit 1; fi
 echo "all CLI checks passed"
