@@ -44,9 +44,9 @@ const char *lt_status_msg(lt_status st);
 void lt_status_free(lt_status st);
 
 /* Bugs (not bad input): print the statement, file and line, then abort. */
-#define LT_ASSERT(cond)                                                                            \
-    do {                                                                                           \
-        if (!(cond)) lt_assert_fail(#cond, __FILE__, __LINE__);                                    \
+#define LT_ASSERT(cond)                                                                                                \
+    do {                                                                                                               \
+        if (!(cond)) lt_assert_fail(#cond, __FILE__, __LINE__);                                                        \
     } while (0)
 void lt_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
 
@@ -177,6 +177,11 @@ lt_status lt_read_file(const char *path, int64_t max_bytes, char **out, int64_t 
 /* Writes data to path atomically: path.tmp, fsync, rename, fsync the directory. */
 lt_status lt_write_file_atomic(const char *path, const void *data, int64_t len);
 bool lt_is_little_endian(void);
+/* Maps a whole regular file read-only. *base is valid even for an empty file (callers never read
+ * past *len); *mapped says whether lt_unmap_file has anything to release. kind says what the file
+ * should be, for messages ("a .safetensors file"). */
+lt_status lt_map_file(const char *path, const char *kind, const uint8_t **base, int64_t *len, bool *mapped);
+void lt_unmap_file(const uint8_t *base, int64_t len, bool mapped);
 /* "dir/name" in a new heap string (free()); NULL when out of memory. */
 char *lt_path_join(const char *dir, const char *name);
 /* Creates path and its missing parents (like mkdir -p); refuses a path that exists as a file. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,7 +38,8 @@ lt_status lt_read_file(const char *path, int64_t max_bytes, char **out, int64_t 
         if (r <= 0) {
             free(buf);
             close(fd);
-            return lt_errorf(LT_ERR_IO, "%s: read failed: %s", path, r < 0 ? strerror(errno) : "unexpected end of file");
+            return lt_errorf(LT_ERR_IO, "%s: read failed: %s", path,
+                             r < 0 ? strerror(errno) : "unexpected end of file");
         }
         got += r;
     }
@@ -135,4 +137,37 @@ lt_status lt_mkdir_p(const char *path) {
     if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return lt_errorf(LT_ERR_IO, "%s: exists and is not a directory", path);
     return NULL;
+}
+
+lt_status lt_map_file(const char *path, const char *kind, const uint8_t **base, int64_t *len, bool *mapped) {
+    static const uint8_t empty[8];
+    *base = empty;
+    *len = 0;
+    *mapped = false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return lt_errorf(LT_ERR_IO, "%s: cannot open: %s; check the path and its permissions", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return lt_errorf(LT_ERR_IO, "%s: not a regular file; give the path of %s", path, kind);
+    }
+    if (sb.st_size > 0) { /* mmap of length 0 fails; an empty file is refused by the parser */
+        void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            lt_status st =
+                lt_errorf(LT_ERR_IO, "%s: mmap of %lld bytes failed: %s", path, (long long)sb.st_size, strerror(errno));
+            close(fd);
+            return st;
+        }
+        *base = p;
+        *mapped = true;
+    }
+    *len = (int64_t)sb.st_size;
+    close(fd); /* the mapping keeps the file */
+    return NULL;
+}
+
+void lt_unmap_file(const uint8_t *base, int64_t len, bool mapped) {
+    if (mapped && base) munmap((void *)base, (size_t)len);
 }

@@ -153,7 +153,7 @@ static void lt_gguf_free(lt_gguf_file *f) {
     for (int64_t i = 0; i < f->n_t; i++) free((char *)f->tensors[i].name);
     free(f->tensors);
     free(f->t_by_name);
-    if (f->mapped && f->base) munmap((void *)f->base, (size_t)f->len);
+    lt_unmap_file(f->base, f->len, f->mapped);
     free(f->path);
     free(f);
 }
@@ -551,36 +551,10 @@ lt_status lt_gguf_open_buffer(const void *buf, int64_t len, const char *name, lt
 
 lt_status lt_gguf_open(const char *path, lt_gguf_file **out) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return lt_errorf(LT_ERR_IO, "%s: cannot open: %s; check the path and its permissions", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return lt_errorf(LT_ERR_IO, "%s: not a regular file; give the path of a .gguf file", path);
-    }
     lt_gguf_file *f = NULL;
     lt_status st = lt_gguf_new(path, &f);
-    if (st) {
-        close(fd);
-        return st;
-    }
-    f->len = (int64_t)sb.st_size;
-    static const uint8_t empty[1];
-    f->base = empty; /* never read past len */
-    if (f->len > 0) {
-        void *p = mmap(NULL, (size_t)f->len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
-            st = lt_errorf(LT_ERR_IO, "%s: mmap of %lld bytes failed: %s", path, (long long)f->len, strerror(errno));
-            close(fd);
-            lt_gguf_free(f);
-            return st;
-        }
-        f->base = p;
-        f->mapped = true;
-    }
-    close(fd);
-    if ((st = lt_gguf_parse(f))) {
+    if (st) return st;
+    if ((st = lt_map_file(path, "a .gguf file", &f->base, &f->len, &f->mapped)) || (st = lt_gguf_parse(f))) {
         lt_gguf_free(f);
         return st;
     }

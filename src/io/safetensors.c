@@ -28,20 +28,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LT_ST_MAX_NAME 1024        /* bytes in a tensor name; real names are < 200 */
-#define LT_ST_MAX_TENSORS 1000000  /* real models have ~300 to ~100,000 */
+#define LT_ST_MAX_NAME 1024       /* bytes in a tensor name; real names are < 200 */
+#define LT_ST_MAX_TENSORS 1000000 /* real models have ~300 to ~100,000 */
 
 /* What to tell the user when a file is broken: it is almost always a bad download or export. */
 #define LT_ST_FIX "the file is damaged or not a safetensors file; re-download or re-export it"
 
 struct lt_st_file {
-    char *path;              /* file name (or the caller's buffer name) for messages */
-    const uint8_t *base;     /* whole image: 8-byte length, header, data */
+    char *path;          /* file name (or the caller's buffer name) for messages */
+    const uint8_t *base; /* whole image: 8-byte length, header, data */
     int64_t len;
-    bool mapped;             /* base is our mmap (munmap on close) */
-    lt_st_tensor *tensors;   /* n, sorted by (begin, end, name) */
+    bool mapped;           /* base is our mmap (munmap on close) */
+    lt_st_tensor *tensors; /* n, sorted by (begin, end, name) */
     int64_t n;
-    const lt_st_tensor **by_name; /* n pointers into tensors, sorted by name: binary search in find */
+    const lt_st_tensor **by_name;  /* n pointers into tensors, sorted by name: binary search in find */
     char **meta_keys, **meta_vals; /* n_meta each, header order */
     int64_t n_meta;
 };
@@ -52,10 +52,10 @@ static const struct {
     const char *name;
     int bits;
 } lt_st_dtypes[] = {
-    {"BOOL", 8},         {"F4", 4},           {"F6_E2M3", 6},  {"F6_E3M2", 6},     {"U8", 8},   {"I8", 8},
-    {"F8_E5M2", 8},      {"F8_E4M3", 8},      {"F8_E8M0", 8},  {"F8_E4M3FNUZ", 8}, {"F8_E5M2FNUZ", 8},
-    {"I16", 16},         {"U16", 16},         {"F16", 16},     {"BF16", 16},       {"I32", 32}, {"U32", 32},
-    {"F32", 32},         {"C64", 64},         {"F64", 64},     {"I64", 64},        {"U64", 64},
+    {"BOOL", 8},    {"F4", 4},      {"F6_E2M3", 6}, {"F6_E3M2", 6},     {"U8", 8},          {"I8", 8},
+    {"F8_E5M2", 8}, {"F8_E4M3", 8}, {"F8_E8M0", 8}, {"F8_E4M3FNUZ", 8}, {"F8_E5M2FNUZ", 8}, {"I16", 16},
+    {"U16", 16},    {"F16", 16},    {"BF16", 16},   {"I32", 32},        {"U32", 32},        {"F32", 32},
+    {"C64", 64},    {"F64", 64},    {"I64", 64},    {"U64", 64},
 };
 
 int lt_st_dtype_bits(const char *name) {
@@ -155,7 +155,7 @@ static void lt_st_free(lt_st_file *f) {
     }
     free(f->meta_keys);
     free(f->meta_vals);
-    if (f->mapped && f->base) munmap((void *)f->base, (size_t)f->len);
+    lt_unmap_file(f->base, f->len, f->mapped);
     free(f->path);
     free(f);
 }
@@ -225,20 +225,19 @@ static lt_status lt_st_parse_entry(const lt_st_file *f, const char *name, json_t
                          LT_ST_FIX);
     size_t nd = json_array_size(sh);
     if (nd > LT_ST_MAX_DIMS)
-        return lt_errorf(LT_ERR_UNSUPPORTED, "%s: tensor \"%s\" has %zu dimensions; loft supports at most %d",
-                         f->path, qn, nd, LT_ST_MAX_DIMS);
+        return lt_errorf(LT_ERR_UNSUPPORTED, "%s: tensor \"%s\" has %zu dimensions; loft supports at most %d", f->path,
+                         qn, nd, LT_ST_MAX_DIMS);
     t->ndim = (int)nd;
     for (size_t d = 0; d < nd; d++)
         if (!lt_st_json_u(json_array_get(sh, d), &t->shape[d]))
-            return lt_errorf(LT_ERR_FORMAT,
-                             "%s: tensor \"%s\": shape[%zu] is not a non-negative integer; %s", f->path, qn, d,
-                             LT_ST_FIX);
+            return lt_errorf(LT_ERR_FORMAT, "%s: tensor \"%s\": shape[%zu] is not a non-negative integer; %s", f->path,
+                             qn, d, LT_ST_FIX);
 
     if (!json_is_array(off) || json_array_size(off) != 2 || !lt_st_json_u(json_array_get(off, 0), &t->begin) ||
         !lt_st_json_u(json_array_get(off, 1), &t->end))
         return lt_errorf(LT_ERR_FORMAT,
-                         "%s: tensor \"%s\": data_offsets must be [BEGIN, END], two non-negative integers; %s",
-                         f->path, qn, LT_ST_FIX);
+                         "%s: tensor \"%s\": data_offsets must be [BEGIN, END], two non-negative integers; %s", f->path,
+                         qn, LT_ST_FIX);
     return NULL;
 }
 
@@ -252,8 +251,8 @@ static lt_status lt_st_check_layout(lt_st_file *f, int64_t data_start) {
         lt_st_tensor *t = &f->tensors[i];
         const char *qn = lt_st_quote(t->name, q, sizeof q);
         if (t->begin != start || t->end < t->begin) {
-            const char *why = t->end < t->begin ? "its end is before its begin"
-                              : i == 0          ? "the first tensor must start at offset 0"
+            const char *why = t->end < t->begin  ? "its end is before its begin"
+                              : i == 0           ? "the first tensor must start at offset 0"
                               : t->begin > start ? "there is a gap before it"
                                                  : "it overlaps the previous tensor";
             return lt_errorf(LT_ERR_FORMAT,
@@ -265,9 +264,8 @@ static lt_status lt_st_check_layout(lt_st_file *f, int64_t data_start) {
         int64_t numel = 1, nbits;
         for (int d = 0; d < t->ndim; d++)
             if (!lt_mul_i64(numel, t->shape[d], &numel))
-                return lt_errorf(LT_ERR_FORMAT,
-                                 "%s: tensor \"%s\": the product of its shape overflows 64 bits; %s", f->path, qn,
-                                 LT_ST_FIX);
+                return lt_errorf(LT_ERR_FORMAT, "%s: tensor \"%s\": the product of its shape overflows 64 bits; %s",
+                                 f->path, qn, LT_ST_FIX);
         if (!lt_mul_i64(numel, lt_st_dtype_bits(t->dtype_name), &nbits))
             return lt_errorf(LT_ERR_FORMAT, "%s: tensor \"%s\": its size in bits overflows 64 bits; %s", f->path, qn,
                              LT_ST_FIX);
@@ -287,12 +285,11 @@ static lt_status lt_st_check_layout(lt_st_file *f, int64_t data_start) {
     }
     /* data_start <= len here, so the subtraction is safe; start is the data section's size */
     if (start != f->len - data_start)
-        return lt_errorf(LT_ERR_FORMAT,
-                         "%s: the tensors need %lld data bytes but the file has %lld after the header (%s); %s",
-                         f->path, (long long)start, (long long)(f->len - data_start),
-                         start > f->len - data_start ? "the file is truncated"
-                                                      : "there are trailing bytes after the last tensor",
-                         LT_ST_FIX);
+        return lt_errorf(
+            LT_ERR_FORMAT, "%s: the tensors need %lld data bytes but the file has %lld after the header (%s); %s",
+            f->path, (long long)start, (long long)(f->len - data_start),
+            start > f->len - data_start ? "the file is truncated" : "there are trailing bytes after the last tensor",
+            LT_ST_FIX);
     for (int64_t i = 0; i < f->n; i++) f->tensors[i].data = f->base + data_start + f->tensors[i].begin;
     return NULL;
 }
@@ -311,8 +308,8 @@ static lt_status lt_st_parse(lt_st_file *f) {
     /* 2. */
     if (n > LT_ST_MAX_HEADER)
         return lt_errorf(LT_ERR_FORMAT,
-                         "%s: header length %llu is larger than the %d-byte limit (safetensors' own cap); %s",
-                         f->path, (unsigned long long)n, LT_ST_MAX_HEADER, LT_ST_FIX);
+                         "%s: header length %llu is larger than the %d-byte limit (safetensors' own cap); %s", f->path,
+                         (unsigned long long)n, LT_ST_MAX_HEADER, LT_ST_FIX);
     /* 3. n <= 1e8 here, so 8 + n cannot overflow; written as a subtraction anyway */
     if (n > (uint64_t)(f->len - 8))
         return lt_errorf(LT_ERR_FORMAT,
@@ -322,8 +319,9 @@ static lt_status lt_st_parse(lt_st_file *f) {
     const uint8_t *hdr = f->base + 8;
     int64_t hlen = (int64_t)n, data_start = 8 + hlen;
     if (hlen == 0 || hdr[0] != '{')
-        return lt_errorf(LT_ERR_FORMAT, "%s: header does not start with '{' (a safetensors header is a JSON object); %s",
-                         f->path, LT_ST_FIX);
+        return lt_errorf(LT_ERR_FORMAT,
+                         "%s: header does not start with '{' (a safetensors header is a JSON object); %s", f->path,
+                         LT_ST_FIX);
     /* 4. UTF-8, then JSON */
     int64_t bad = lt_st_utf8_bad(hdr, hlen);
     if (bad >= 0)
@@ -417,37 +415,10 @@ lt_status lt_st_open_buffer(const void *buf, int64_t len, const char *name, lt_s
 
 lt_status lt_st_open(const char *path, lt_st_file **out) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return lt_errorf(LT_ERR_IO, "%s: cannot open: %s; check the path and its permissions", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return lt_errorf(LT_ERR_IO, "%s: not a regular file; give the path of a .safetensors file", path);
-    }
     lt_st_file *f = NULL;
     lt_status st = lt_st_new(path, &f);
-    if (st) {
-        close(fd);
-        return st;
-    }
-    f->len = (int64_t)sb.st_size;
-    if (f->len >= 8) { /* mmap of length 0 fails; shorter files are refused by lt_st_parse */
-        void *p = mmap(NULL, (size_t)f->len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
-            st = lt_errorf(LT_ERR_IO, "%s: mmap of %lld bytes failed: %s", path, (long long)f->len, strerror(errno));
-            close(fd);
-            lt_st_free(f);
-            return st;
-        }
-        f->base = p;
-        f->mapped = true;
-    } else {
-        static const uint8_t empty[8];
-        f->base = empty; /* never read past len */
-    }
-    close(fd); /* the mapping keeps the file */
-    if ((st = lt_st_parse(f))) {
+    if (st) return st;
+    if ((st = lt_map_file(path, "a .safetensors file", &f->base, &f->len, &f->mapped)) || (st = lt_st_parse(f))) {
         lt_st_free(f);
         return st;
     }
@@ -461,9 +432,7 @@ void lt_st_close(lt_st_file *f) { lt_st_free(f); }
 
 int64_t lt_st_count(const lt_st_file *f) { return f->n; }
 
-const lt_st_tensor *lt_st_get(const lt_st_file *f, int64_t i) {
-    return (i >= 0 && i < f->n) ? &f->tensors[i] : NULL;
-}
+const lt_st_tensor *lt_st_get(const lt_st_file *f, int64_t i) { return (i >= 0 && i < f->n) ? &f->tensors[i] : NULL; }
 
 const lt_st_tensor *lt_st_find(const lt_st_file *f, const char *name) {
     int64_t lo = 0, hi = f->n;
@@ -472,8 +441,10 @@ const lt_st_tensor *lt_st_find(const lt_st_file *f, const char *name) {
         const lt_st_tensor *t = f->by_name[mid];
         int c = strcmp(name, t->name);
         if (c == 0) return t;
-        if (c < 0) hi = mid;
-        else lo = mid + 1;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
     return NULL;
 }
