@@ -32,7 +32,7 @@ static int lt_version(void) {
     int n = lt_cuda_device_count(desc, sizeof desc);
     printf("loft %s\n", LT_VERSION_STRING);
     printf("cuda backend: %s\n", lt_cuda_built() ? "built" : "not built (nvcc was not found at build time)");
-    if (lt_cuda_built()) printf("gpu: %s\n", n > 0 ? desc : desc[0] ? desc : "none visible");
+    if (lt_cuda_built()) printf("gpu: %s\n", n > 0 || desc[0] ? desc : "none visible");
     printf("cpu backend: OpenBLAS, %d threads (set LOFT_THREADS to change)\n", lt_threads_get());
     return 0;
 }

@@ -85,34 +85,37 @@ static int64_t lt_spec_find(const lt_weight_spec *specs, int64_t n, const char *
     return -1;
 }
 
-/* The loaded weight whose name is printf(fmt, ...); NULL when the config implies no such tensor
- * (a bias of a model without biases, say). */
+/* Index of the weight whose name is printf(fmt, ap) in m->specs, or -1 when the config implies
+ * no such tensor (a bias of a model without biases, say). */
+static int64_t lt_weight_vindex(const lt_model *m, const char *fmt, va_list ap) {
+    char name[128];
+    vsnprintf(name, sizeof name, fmt, ap);
+    return lt_spec_find(m->specs, m->n_weights, name);
+}
+
+/* An f32 weight (norm, bias) by printf-style name; NULL when absent. */
 static const float *lt_weight(const lt_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static const float *lt_weight(const lt_model *m, const char *fmt, ...) {
-    char name[128];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
+    int64_t i = lt_weight_vindex(m, fmt, ap);
     va_end(ap);
-    int64_t i = lt_spec_find(m->specs, m->n_weights, name);
     return i < 0 ? NULL : m->w[i];
 }
 
+/* A Linear weight by printf-style name: the quantized tensor when it was quantized on load, else
+ * the f32 one; both NULL when absent. */
 static lt_lin lt_linear_w(const lt_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static lt_lin lt_linear_w(const lt_model *m, const char *fmt, ...) {
-    char name[128];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
+    int64_t i = lt_weight_vindex(m, fmt, ap);
     va_end(ap);
-    int64_t i = lt_spec_find(m->specs, m->n_weights, name);
     lt_lin l = {NULL, NULL};
-    if (i >= 0) {
-        if (m->qw[i].block)
-            l.q = &m->qw[i];
-        else
-            l.f = m->w[i];
-    }
+    if (i >= 0 && m->qw[i].block)
+        l.q = &m->qw[i];
+    else if (i >= 0)
+        l.f = m->w[i];
     return l;
 }
 
