@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages loft needs, only those missing. Usage: tools/deps.sh [build|test]
-#   build: compiler, cmake, OpenBLAS, jansson
-#   test:  build + python3-torch/numpy (the numerical oracle) + clang runtime for sanitizers + node/npm
+#   build: compiler, cmake, OpenBLAS, jansson, PCRE2 and utf8proc (tokenizers)
+#   test:  build + python3-torch/numpy (the numerical oracle) + node/npm (tokenizer and chat-template
+#          references come from the npm registry; installed only when no node is on PATH)
 set -euo pipefail
 what=${1:-build}
-pkgs=(build-essential cmake pkg-config libopenblas-dev libjansson-dev)
+pkgs=(build-essential cmake pkg-config libopenblas-dev libjansson-dev libpcre2-dev libutf8proc-dev)
 if [ "$what" = test ]; then
   pkgs+=(python3 python3-torch python3-numpy)
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then pkgs+=(nodejs npm); fi
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -29,40 +29,7 @@
 #include <string.h>
 
 #include "model/kv_internal.h"
-#include "model/model.h"
-
-/* A Linear weight as the forward pass sees it: f32, or quantized (q non-NULL). */
-typedef struct lt_lin {
-    const float *f;
-    const lt_qtensor *q;
-} lt_lin;
-
-typedef struct lt_layer_w {
-    const float *attn_norm, *bq, *bk, *bv, *bo;
-    lt_lin wq, wk, wv, wo;
-    const float *q_norm, *k_norm;
-    const float *mlp_norm, *bg, *bu, *bd;
-    lt_lin wg, wu, wd;
-} lt_layer_w;
-
-struct lt_model {
-    lt_model_config cfg;
-    lt_pool *pool;
-    const lt_backend *be;
-    int64_t n_weights;
-    lt_weight_spec *specs; /* [n_weights] */
-    float **w;             /* [n_weights], pool blocks, f32 (NULL where quantized) */
-    lt_qtensor *qw;        /* [n_weights], format set and block non-NULL where quantized */
-    lt_layer_w *layers;    /* [n_layers] */
-    const float *final_norm;
-    lt_lin embed_lin; /* the embedding table: f32, or quantized (rows dequantized on lookup) */
-    lt_lin lm_head;
-    lt_load_opts opts;
-    lt_quant_summary qsum;
-    int64_t qscratch_rows; /* max over the model's quantized linears: K*N products for scratch */
-    float *inv_freq; /* [head_dim/2] */
-    int64_t weight_bytes;
-};
+#include "model/model_internal.h"
 
 /* ---------------------------------------------------------------- name lookup */
 
@@ -70,8 +37,7 @@ static int lt_spec_cmp(const void *a, const void *b) {
     return strcmp(((const lt_weight_spec *)a)->name, ((const lt_weight_spec *)b)->name);
 }
 
-/* Index of the spec named name in m->specs (sorted by name), or -1. */
-static int64_t lt_spec_find(const lt_weight_spec *specs, int64_t n, const char *name) {
+int64_t lt_model_spec_find(const lt_weight_spec *specs, int64_t n, const char *name) {
     int64_t lo = 0, hi = n - 1;
     while (lo <= hi) {
         int64_t mid = lo + (hi - lo) / 2;
@@ -90,7 +56,7 @@ static int64_t lt_spec_find(const lt_weight_spec *specs, int64_t n, const char *
 static int64_t lt_weight_vindex(const lt_model *m, const char *fmt, va_list ap) {
     char name[128];
     vsnprintf(name, sizeof name, fmt, ap);
-    return lt_spec_find(m->specs, m->n_weights, name);
+    return lt_model_spec_find(m->specs, m->n_weights, name);
 }
 
 /* An f32 weight (norm, bias) by printf-style name; NULL when absent. */
@@ -112,7 +78,7 @@ static lt_lin lt_linear_w(const lt_model *m, const char *fmt, ...) {
     int64_t i = lt_weight_vindex(m, fmt, ap);
     va_end(ap);
     lt_lin l = {NULL, NULL};
-    if (i >= 0 && m->qw[i].block)
+    if (i >= 0 && m->qw[i].comp[LT_QC_CODES])
         l.q = &m->qw[i];
     else if (i >= 0)
         l.f = m->w[i];
@@ -131,7 +97,7 @@ static lt_status lt_model_check_tensors(const lt_model *m, const lt_st_set *set)
     for (int64_t i = 0; i < lt_st_set_count(set); i++) {
         const lt_st_tensor *t = lt_st_set_get(set, i);
         if (lt_ends_with(t->name, ".rotary_emb.inv_freq")) continue;
-        if (lt_spec_find(m->specs, m->n_weights, t->name) < 0)
+        if (lt_model_spec_find(m->specs, m->n_weights, t->name) < 0)
             return lt_errorf(LT_ERR_FORMAT,
                              "unexpected tensor \"%s\": a %s with this config.json has no such weight "
                              "(check that config.json belongs to these safetensors files)",
@@ -168,8 +134,7 @@ static lt_status lt_model_check_tensors(const lt_model *m, const lt_st_set *set)
     return NULL;
 }
 
-/* Converts src (dtype t, n elements, possibly unaligned inside the mmap) into f32 dst. */
-static void lt_to_f32(const void *src, lt_dtype t, float *dst, int64_t n) {
+void lt_model_to_f32(const void *src, lt_dtype t, float *dst, int64_t n) {
     if (t == LT_DTYPE_F32) {
         memcpy(dst, src, (size_t)n * sizeof(float));
         return;
@@ -225,8 +190,7 @@ static lt_status lt_model_bind(lt_model *m) {
     return NULL;
 }
 
-/* Whether weight spec s is held quantized under opts (and its input size fits the blocks). */
-static bool lt_want_quant(const lt_model *m, const lt_weight_spec *s, bool *unaligned) {
+bool lt_model_want_quant(const lt_model *m, const lt_weight_spec *s, bool *unaligned) {
     const lt_load_opts *o = &m->opts;
     *unaligned = false;
     if (!o->quantize || s->kind != LT_W_MATRIX || s->ndim != 2) return false;
@@ -247,7 +211,7 @@ static lt_status lt_model_read_weights(lt_model *m, const lt_st_set *set) {
     int64_t scratch_n = 0;
     for (int64_t i = 0; i < m->n_weights; i++) {
         bool unaligned;
-        quant[i] = lt_want_quant(m, &m->specs[i], &unaligned);
+        quant[i] = lt_model_want_quant(m, &m->specs[i], &unaligned);
         int64_t numel = m->specs[i].shape[0] * (m->specs[i].ndim == 2 ? m->specs[i].shape[1] : 1);
         if (quant[i] && numel > scratch_n) scratch_n = numel;
         if (unaligned) m->qsum.n_unaligned++;
@@ -261,7 +225,7 @@ static lt_status lt_model_read_weights(lt_model *m, const lt_st_set *set) {
         const lt_weight_spec *sp = &m->specs[i];
         const lt_st_tensor *t = lt_st_set_find(set, sp->name);
         if (quant[i]) {
-            lt_to_f32(t->data, t->dtype, scratch, t->numel);
+            lt_model_to_f32(t->data, t->dtype, scratch, t->numel);
             lt_qlayout lay;
             st = lt_qlayout_get(m->opts.format, sp->shape[0], sp->shape[1], &lay);
             if (!st) st = lt_qtensor_alloc(m->pool, LT_POOL_WEIGHTS, m->opts.format, sp->shape[0], sp->shape[1],
@@ -280,7 +244,7 @@ static lt_status lt_model_read_weights(lt_model *m, const lt_st_set *set) {
             break;
         }
         if ((st = lt_pool_alloc(m->pool, LT_POOL_WEIGHTS, bytes, sp->name, (void **)&m->w[i]))) break;
-        lt_to_f32(t->data, t->dtype, m->w[i], t->numel);
+        lt_model_to_f32(t->data, t->dtype, m->w[i], t->numel);
         m->weight_bytes += bytes;
         if (sp->kind == LT_W_MATRIX) {
             m->qsum.n_kept++;
@@ -297,50 +261,38 @@ lt_status lt_model_load(const char *dir, lt_pool *pool, const lt_backend *be, lt
     return lt_model_load_opts(dir, pool, be, &f32, out);
 }
 
-lt_status lt_model_load_opts(const char *dir, lt_pool *pool, const lt_backend *be, const lt_load_opts *opts,
-                             lt_model **out) {
+lt_status lt_model_new(const lt_model_config *cfg, lt_pool *pool, const lt_backend *be, const lt_load_opts *opts,
+                       const char *what, lt_model **out) {
     *out = NULL;
+    const lt_model_config *c = cfg;
+    if (c->head_dim % 2 != 0 || c->head_dim > 2048 || c->n_heads % c->n_kv_heads != 0)
+        return lt_errorf(LT_ERR_UNSUPPORTED,
+                         "%s: head_dim %lld with %lld heads and %lld KV heads: loft needs an even head_dim <= 2048 "
+                         "and n_heads a multiple of n_kv_heads",
+                         what, (long long)c->head_dim, (long long)c->n_heads, (long long)c->n_kv_heads);
     lt_model *m = calloc(1, sizeof *m);
-    if (!m) return lt_errorf(LT_ERR_NOMEM, "%s: out of memory for the model descriptor", dir);
+    if (!m) return lt_errorf(LT_ERR_NOMEM, "%s: out of memory for the model descriptor", what);
+    m->cfg = *cfg;
     m->pool = pool;
     m->be = be;
     m->opts = *opts;
-    lt_st_set *set = NULL;
-    char path[4096];
-    lt_status st = NULL;
-    if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path) {
-        st = lt_errorf(LT_ERR_INVALID_ARG, "the model directory path is too long");
-        goto fail;
-    }
-    if ((st = lt_config_load(path, &m->cfg))) goto fail;
-    const lt_model_config *c = &m->cfg;
-    if (c->head_dim % 2 != 0 || c->head_dim > 2048 || c->n_heads % c->n_kv_heads != 0) {
-        st = lt_errorf(LT_ERR_UNSUPPORTED,
-                       "%s: head_dim %lld with %lld heads and %lld KV heads: loft needs an even head_dim <= 2048 "
-                       "and n_heads a multiple of n_kv_heads",
-                       path, (long long)c->head_dim, (long long)c->n_heads, (long long)c->n_kv_heads);
-        goto fail;
-    }
-
     m->n_weights = lt_model_weight_specs(c, NULL, 0);
     m->specs = calloc((size_t)m->n_weights, sizeof *m->specs);
     m->w = calloc((size_t)m->n_weights, sizeof *m->w);
     m->qw = calloc((size_t)m->n_weights, sizeof *m->qw);
     m->inv_freq = malloc((size_t)(c->head_dim / 2) * sizeof(float));
     if (!m->specs || !m->w || !m->qw || !m->inv_freq) {
-        st = lt_errorf(LT_ERR_NOMEM, "out of memory for %lld weight descriptors", (long long)m->n_weights);
-        goto fail;
+        lt_model_free(m);
+        return lt_errorf(LT_ERR_NOMEM, "out of memory for %lld weight descriptors", (long long)m->n_weights);
     }
     lt_model_weight_specs(c, m->specs, m->n_weights);
     qsort(m->specs, (size_t)m->n_weights, sizeof *m->specs, lt_spec_cmp);
+    *out = m;
+    return NULL;
+}
 
-    if ((st = lt_st_set_open_dir(dir, &set))) goto fail;
-    if ((st = lt_model_check_tensors(m, set))) goto fail;
-
-    if ((st = lt_model_read_weights(m, set))) goto fail;
-    lt_st_set_close(set);
-    set = NULL;
-
+lt_status lt_model_finish(lt_model *m) {
+    const lt_model_config *c = &m->cfg;
     lt_rope_params rp = {.theta = c->rope_theta,
                          .head_dim = c->head_dim,
                          .llama3 = c->rope_kind == LT_ROPE_LLAMA3,
@@ -349,14 +301,31 @@ lt_status lt_model_load_opts(const char *dir, lt_pool *pool, const lt_backend *b
                          .high_freq_factor = c->rope_high_freq_factor,
                          .original_max_position = c->rope_original_max_position};
     lt_rope_inv_freq(&rp, m->inv_freq);
-    if ((st = lt_model_bind(m))) goto fail;
+    return lt_model_bind(m);
+}
+
+lt_status lt_model_load_opts(const char *dir, lt_pool *pool, const lt_backend *be, const lt_load_opts *opts,
+                             lt_model **out) {
+    *out = NULL;
+    lt_model *m = NULL;
+    lt_st_set *set = NULL;
+    lt_model_config cfg;
+    char *path = lt_path_join(dir, "config.json");
+    if (!path) return lt_errorf(LT_ERR_NOMEM, "out of memory");
+    lt_status st = lt_config_load(path, &cfg);
+    if (!st) st = lt_model_new(&cfg, pool, be, opts, path, &m);
+    free(path);
+    if (!st) st = lt_st_set_open_dir(dir, &set);
+    if (!st) st = lt_model_check_tensors(m, set);
+    if (!st) st = lt_model_read_weights(m, set);
+    if (set) lt_st_set_close(set);
+    if (!st) st = lt_model_finish(m);
+    if (st) {
+        lt_model_free(m);
+        return lt_status_wrapf(st, "loading model %s", dir);
+    }
     *out = m;
     return NULL;
-
-fail:
-    if (set) lt_st_set_close(set);
-    lt_model_free(m);
-    return lt_status_wrapf(st, "loading model %s", dir);
 }
 
 void lt_model_free(lt_model *m) {
@@ -368,6 +337,7 @@ void lt_model_free(lt_model *m) {
     free(m->specs);
     free(m->layers);
     free(m->inv_freq);
+    if (m->release) m->release(m->release_ctx);
     free(m);
 }
 
@@ -529,7 +499,7 @@ static lt_status lt_effective_produce(void *ctx, void *buf, int64_t nbytes) {
     const lt_effective_fill *f = ctx;
     const lt_model *m = f->m;
     const lt_weight_spec *sp = &m->specs[f->i];
-    if (m->qw[f->i].block) {
+    if (m->qw[f->i].comp[LT_QC_CODES]) {
         LT_ASSERT(nbytes == sp->shape[0] * sp->shape[1] * (int64_t)sizeof(float));
         lt_dequantize_rows(&m->qw[f->i], 0, sp->shape[0], buf);
     } else {

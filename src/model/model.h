@@ -61,6 +61,10 @@ typedef struct lt_load_opts {
     lt_qformat format;
     bool quantize_embeddings; /* the token embedding table (and lm_head when tied) */
     bool quantize_lm_head;    /* an untied lm_head */
+    /* With quantize: a quantized-cache directory (see lt_model_quantize_dir). Loaded by mmap when it
+       exists and was made from this source with these options; written first when absent; a cache
+       made from a different source or with other options is refused. NULL: no cache. */
+    const char *cache_dir;
 } lt_load_opts;
 
 lt_status lt_model_load_opts(const char *dir, lt_pool *pool, const lt_backend *be, const lt_load_opts *opts,
