@@ -12,6 +12,9 @@ static lt_opt logits_opts[] = {
     {"out", "FILE", "output: float32 little-endian, [n_ids x vocab] (required)", NULL},
     {"budget-gb", "GB", "memory budget for the pool (default 128)", NULL},
     {"quant", "FORMAT", "hold Linear weights quantized: nf4, nf4_nodq, mxfp4, nvfp4, q8_0, bf16 (default: f32)", NULL},
+    {"quant-embeddings", NULL, "with --quant: quantize the token embedding table too (and lm_head when tied)", NULL},
+    {"quant-lm-head", NULL, "with --quant: quantize an untied lm_head too", NULL},
+    {"quant-cache", "DIR", "with --quant: load the quantized model from DIR, writing it there first when absent", NULL},
     {NULL, NULL, NULL, NULL},
 };
 static const lt_cmd_info logits_cmd = {"logits", "run the forward pass and write the logits of every position",
@@ -28,6 +31,9 @@ static lt_opt generate_opts[] = {
     {"ignore-eos", NULL, "keep generating after an end-of-sequence token", NULL},
     {"budget-gb", "GB", "memory budget for the pool (default 128)", NULL},
     {"quant", "FORMAT", "hold Linear weights quantized: nf4, nf4_nodq, mxfp4, nvfp4, q8_0, bf16 (default: f32)", NULL},
+    {"quant-embeddings", NULL, "with --quant: quantize the token embedding table too (and lm_head when tied)", NULL},
+    {"quant-lm-head", NULL, "with --quant: quantize an untied lm_head too", NULL},
+    {"quant-cache", "DIR", "with --quant: load the quantized model from DIR, writing it there first when absent", NULL},
     {NULL, NULL, NULL, NULL},
 };
 static const lt_cmd_info generate_cmd = {
@@ -48,6 +54,12 @@ static int lt_open_model(const lt_cmd_info *cmd, lt_pool **pool, lt_model **m) {
                     cmd->name, qf);
             return 2;
         }
+        lo.quantize_embeddings = lt_opt_get(cmd, "quant-embeddings") != NULL;
+        lo.quantize_lm_head = lt_opt_get(cmd, "quant-lm-head") != NULL;
+        lo.cache_dir = lt_opt_get(cmd, "quant-cache");
+    } else if (lt_opt_get(cmd, "quant-embeddings") || lt_opt_get(cmd, "quant-lm-head") || lt_opt_get(cmd, "quant-cache")) {
+        fprintf(stderr, "loft %s: --quant-embeddings, --quant-lm-head and --quant-cache need --quant FORMAT\n", cmd->name);
+        return 2;
     }
     lt_status st = lt_pool_create((int64_t)(gb * 1e9), pool);
     if (st) return lt_cli_fail(cmd->name, st);

@@ -66,6 +66,12 @@ case "$out" in *"nf4"*"(format: 4.127)"*"q8_0"*"(format: 8.500)"*) ;; *) fail "i
 expect_fail "bad quant" 2 "--quant" -- "$loft" logits --model "$tmp/tiny" --ids 1 --out "$tmp/q.f32" --quant int3
 out=$("$loft" logits --model "$tmp/tiny" --ids 5,6,7 --out "$tmp/q.f32" --quant q8_0 2>&1) || fail "logits --quant q8_0: $out"
 case "$out" in *"12 weights in q8_0"*"4 kept f32"*"not a multiple of the block"*) ;; *) fail "quant summary: $out" ;; esac
+# --quant-embeddings moves the (tied) embedding table from the kept set to the quantized one
+out=$("$loft" logits --model "$tmp/tiny" --ids 5,6,7 --out "$tmp/qe.f32" --quant q8_0 --quant-embeddings 2>&1) ||
+  fail "logits --quant-embeddings: $out"
+case "$out" in *"13 weights in q8_0"*"3 kept f32"*) ;; *) fail "quant summary with --quant-embeddings: $out" ;; esac
+cmp -s "$tmp/q.f32" "$tmp/qe.f32" && fail "quantizing the embeddings left the logits bit-identical"
+expect_fail "quant option without --quant" 2 "need --quant" -- "$loft" logits --model "$tmp/tiny" --ids 1 --out "$tmp/q.f32" --quant-lm-head
 
 if [ $fails -ne 0 ]; then echo "$fails check(s) FAILED"; exit 1; fi
 echo "all CLI checks passed"
