@@ -51,6 +51,10 @@ void lt_kv_free(lt_kv_cache *kv) {
 /* Stale rows need no clearing: attention never reads past len + the rows just written. */
 void lt_kv_reset(lt_kv_cache *kv) { kv->len = 0; }
 int64_t lt_kv_len(const lt_kv_cache *kv) { return kv->len; }
+void lt_kv_truncate(lt_kv_cache *kv, int64_t len) {
+    LT_ASSERT(len >= 0);
+    if (len < kv->len) kv->len = len;
+}
 int64_t lt_kv_capacity(const lt_kv_cache *kv) { return kv->max_tokens; }
 
 void lt_kv_layer(lt_kv_cache *kv, int64_t l, float **k, float **v) {

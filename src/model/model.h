@@ -87,6 +87,9 @@ lt_status lt_kv_create(const lt_model *m, lt_pool *pool, int64_t max_tokens, lt_
 void lt_kv_free(lt_kv_cache *kv);
 void lt_kv_reset(lt_kv_cache *kv);
 int64_t lt_kv_len(const lt_kv_cache *kv);
+/* Forgets every row from len on (no-op when len >= the current length): a chat keeps the cached
+ * prefix its next prompt shares with the previous one. */
+void lt_kv_truncate(lt_kv_cache *kv, int64_t len);
 int64_t lt_kv_capacity(const lt_kv_cache *kv);
 
 /* Feeds n tokens at positions kv_len..kv_len+n-1 and appends them to the cache.
@@ -115,6 +118,32 @@ typedef bool (*lt_token_cb)(void *ctx, int32_t token);
  * when stop_at_eos). out receives the new tokens (capacity max_new); *n_out their count. */
 lt_status lt_generate(lt_model *m, lt_pool *pool, const int32_t *prompt, int64_t n_prompt, int64_t max_new,
                       lt_sampler *s, bool stop_at_eos, int32_t *out, int64_t *n_out, lt_token_cb cb, void *ctx);
+
+/* Continues the sequence held in kv: feeds tokens[n] (n >= 1), then samples up to max_new tokens,
+ * feeding each back except the last, so kv ends holding the prompt and every new token but the
+ * last. Stops after a token in stop[n_stop] (it is still reported and stored in out) or when cb
+ * returns false. out has room for max_new tokens. */
+lt_status lt_generate_cont(lt_model *m, lt_kv_cache *kv, lt_pool *pool, const int32_t *tokens, int64_t n,
+                           int64_t max_new, lt_sampler *s, const int32_t *stop, int n_stop, int32_t *out,
+                           int64_t *n_out, lt_token_cb cb, void *ctx);
+
+/* What generation_config.json says (every field optional): stop ids and sampling defaults. */
+#define LT_MAX_STOP 16
+typedef struct lt_gen_config {
+    int32_t eos[LT_MAX_STOP];
+    int n_eos;
+    bool has_sampling;  /* do_sample given */
+    bool do_sample;
+    double temperature; /* < 0 when absent */
+    double top_p;       /* < 0 when absent */
+    int64_t top_k;      /* < 0 when absent */
+} lt_gen_config;
+
+/* Reads dir/generation_config.json; a missing file gives an empty config (not an error), a
+ * malformed one an error naming the key. Ids are checked against vocab. */
+lt_status lt_gen_config_load(const char *dir, int64_t vocab, lt_gen_config *out);
+/* Adds id to a stop list of capacity LT_MAX_STOP unless present or negative. */
+void lt_stop_add(int32_t *stop, int *n, int32_t id);
 
 /* ---------------------------------------------------------------- random models */
 

@@ -143,10 +143,48 @@ int32_t lt_sample(lt_sampler *s, const float *logits, int64_t vocab, float *scra
 
 /* ---------------------------------------------------------------- generation */
 
-static bool lt_is_eos(const lt_model_config *c, int32_t tok) {
-    for (int i = 0; i < c->n_eos; i++)
-        if (c->eos_token_ids[i] == tok) return true;
+static bool lt_in(const int32_t *v, int n, int32_t x) {
+    for (int i = 0; i < n; i++)
+        if (v[i] == x) return true;
     return false;
+}
+
+void lt_stop_add(int32_t *stop, int *n, int32_t id) {
+    if (id >= 0 && *n < LT_MAX_STOP && !lt_in(stop, *n, id)) stop[(*n)++] = id;
+}
+
+lt_status lt_generate_cont(lt_model *m, lt_kv_cache *kv, lt_pool *pool, const int32_t *tokens, int64_t n,
+                           int64_t max_new, lt_sampler *s, const int32_t *stop, int n_stop, int32_t *out,
+                           int64_t *n_out, lt_token_cb cb, void *ctx) {
+    *n_out = 0;
+    if (n < 1) return lt_errorf(LT_ERR_INVALID_ARG, "generate: the prompt is empty; give at least one token");
+    if (max_new < 0)
+        return lt_errorf(LT_ERR_INVALID_ARG, "generate: max_new is %lld, expected >= 0", (long long)max_new);
+    const lt_model_config *c = lt_model_get_config(m);
+    int64_t need, floats, bytes;
+    if (!lt_add_i64(lt_kv_len(kv), n, &need) || !lt_add_i64(need, max_new > 0 ? max_new - 1 : 0, &need) ||
+        !lt_mul_i64(c->vocab_size, 3, &floats) || !lt_mul_i64(floats, (int64_t)sizeof(float), &bytes))
+        return lt_errorf(LT_ERR_INVALID_ARG, "generate: %lld + %lld tokens overflow", (long long)n, (long long)max_new);
+    if (need > lt_kv_capacity(kv))
+        return lt_errorf(LT_ERR_INVALID_ARG,
+                         "generate: the context would reach %lld tokens but holds at most %lld; start a new "
+                         "conversation or raise the context length",
+                         (long long)need, (long long)lt_kv_capacity(kv));
+    float *buf = NULL; /* logits [vocab] then sampler scratch [2*vocab] */
+    lt_status st = lt_pool_alloc(pool, LT_POOL_ACTIVATIONS, bytes, "generate logits + sampler scratch", (void **)&buf);
+    if (st) return lt_status_wrapf(st, "generate");
+    float *logits = buf, *scratch = buf + c->vocab_size;
+    st = lt_model_forward(m, kv, tokens, n, logits, false);
+    for (int64_t i = 0; !st && i < max_new; i++) {
+        int32_t tok = lt_sample(s, logits, c->vocab_size, scratch);
+        out[i] = tok;
+        *n_out = i + 1;
+        if (cb && !cb(ctx, tok)) break;
+        if (lt_in(stop, n_stop, tok) || i + 1 == max_new) break;
+        st = lt_model_forward(m, kv, &tok, 1, logits, false);
+    }
+    lt_pool_free(pool, buf);
+    return st ? lt_status_wrapf(st, "generate") : NULL;
 }
 
 lt_status lt_generate(lt_model *m, lt_pool *pool, const int32_t *prompt, int64_t n_prompt, int64_t max_new,
@@ -157,30 +195,17 @@ lt_status lt_generate(lt_model *m, lt_pool *pool, const int32_t *prompt, int64_t
         return lt_errorf(LT_ERR_INVALID_ARG, "generate: max_new is %lld, expected >= 0", (long long)max_new);
     if (max_new == 0) return NULL;
     const lt_model_config *c = lt_model_get_config(m);
-    int64_t cap, floats, bytes;
-    if (!lt_add_i64(n_prompt, max_new, &cap) || !lt_mul_i64(c->vocab_size, 3, &floats) ||
-        !lt_mul_i64(floats, (int64_t)sizeof(float), &bytes))
+    int32_t stop[LT_MAX_STOP];
+    int n_stop = 0;
+    for (int i = 0; stop_at_eos && i < c->n_eos; i++) lt_stop_add(stop, &n_stop, (int32_t)c->eos_token_ids[i]);
+    int64_t cap;
+    if (!lt_add_i64(n_prompt, max_new, &cap))
         return lt_errorf(LT_ERR_INVALID_ARG, "generate: %lld prompt + %lld new tokens overflow", (long long)n_prompt,
                          (long long)max_new);
     lt_kv_cache *kv = NULL;
-    float *buf = NULL; /* logits [vocab] then sampler scratch [2*vocab] */
     lt_status st = lt_kv_create(m, pool, cap, &kv);
-    if (!st) st = lt_pool_alloc(pool, LT_POOL_ACTIVATIONS, bytes, "generate logits + sampler scratch", (void **)&buf);
-    if (st) goto done;
-    float *logits = buf, *scratch = buf + c->vocab_size;
-
-    if ((st = lt_model_forward(m, kv, prompt, n_prompt, logits, false))) goto done;
-    for (int64_t i = 0; i < max_new; i++) {
-        int32_t tok = lt_sample(s, logits, c->vocab_size, scratch);
-        out[i] = tok;
-        *n_out = i + 1;
-        if (cb && !cb(ctx, tok)) break;
-        if (stop_at_eos && lt_is_eos(c, tok)) break;
-        if (i + 1 == max_new) break;
-        if ((st = lt_model_forward(m, kv, &tok, 1, logits, false))) goto done;
-    }
-done:
-    lt_pool_free(pool, buf);
+    if (st) return lt_status_wrapf(st, "generate");
+    st = lt_generate_cont(m, kv, pool, prompt, n_prompt, max_new, s, stop, n_stop, out, n_out, cb, ctx);
     lt_kv_free(kv);
-    return st ? lt_status_wrapf(st, "generate") : NULL;
+    return st;
 }
