@@ -5,6 +5,7 @@
 #define LT_CLI_H
 
 #include "core/core.h"
+#include "model/model.h"
 
 /* One option of a subcommand. value_name NULL = a flag without a value. */
 typedef struct lt_opt {
@@ -33,6 +34,20 @@ bool lt_opt_int(const lt_cmd_info *cmd, const char *name, int64_t def, int64_t l
 bool lt_opt_float(const lt_cmd_info *cmd, const char *name, double def, double lo, double hi, double *out);
 /* "1,2,3" or "1 2 3" -> malloc'ed int32 array (free()); false on a bad list. */
 bool lt_parse_ids(const char *cmd, const char *opt, const char *s, int32_t **ids, int64_t *n);
+
+/* The options that say how a model is loaded (budget, quantization), for a command's option table. */
+#define LT_MODEL_LOAD_OPTS                                                                                            \
+    {"budget-gb", "GB", "memory budget for the pool (default 128)", NULL},                                            \
+        {"quant", "FORMAT", "hold Linear weights quantized: nf4, nf4_nodq, mxfp4, nvfp4, q8_0, bf16 (default: f32)",   \
+         NULL},                                                                                                        \
+        {"quant-embeddings", NULL, "with --quant: quantize the token embedding table too (and lm_head when tied)",     \
+         NULL},                                                                                                        \
+        {"quant-lm-head", NULL, "with --quant: quantize an untied lm_head too", NULL},                                 \
+        {"quant-cache", "DIR", "with --quant: load the quantized model from DIR, writing it there first when absent",  \
+         NULL}
+/* Creates the pool and loads --model with the LT_MODEL_LOAD_OPTS of cmd; prints any failure itself
+ * and returns its exit status (0 ok). */
+int lt_cli_open_model(const lt_cmd_info *cmd, lt_pool **pool, lt_model **m);
 
 /* Prints "loft <cmd>: <message>" for a failed status, frees it, returns 1. */
 int lt_cli_fail(const char *cmd, lt_status st);

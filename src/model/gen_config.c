@@ -48,7 +48,7 @@ lt_status lt_gen_config_load(const char *dir, int64_t vocab, lt_gen_config *out)
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
-        lt_status st = e == ENOENT ? NULL : lt_errorf(LT_ERR_IO, "%s: %s", path, strerror(e));
+        lt_status st = e == ENOENT || e == ENOTDIR ? NULL : lt_errorf(LT_ERR_IO, "%s: %s", path, strerror(e));
         free(path);
         return st;
     }

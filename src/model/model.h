@@ -139,7 +139,7 @@ typedef struct lt_gen_config {
     int64_t top_k;      /* < 0 when absent */
 } lt_gen_config;
 
-/* Reads dir/generation_config.json; a missing file gives an empty config (not an error), a
+/* Reads dir/generation_config.json; a missing file (or dir not a directory: a GGUF model) gives an empty config (not an error), a
  * malformed one an error naming the key. Ids are checked against vocab. */
 lt_status lt_gen_config_load(const char *dir, int64_t vocab, lt_gen_config *out);
 /* Adds id to a stop list of capacity LT_MAX_STOP unless present or negative. */
