@@ -56,5 +56,6 @@ int lt_cmd_make_model(int argc, char **argv);
 int lt_cmd_inspect(int argc, char **argv);
 int lt_cmd_logits(int argc, char **argv);
 int lt_cmd_generate(int argc, char **argv);
+int lt_cmd_quantize(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const lt_subcommand lt_subcommands[] = {
     {"inspect", lt_cmd_inspect, "list the tensors and metadata of a safetensors file or model directory"},
     {"logits", lt_cmd_logits, "run the forward pass and write the logits of every position"},
     {"generate", lt_cmd_generate, "generate tokens from prompt ids (greedy or sampled)"},
+    {"quantize", lt_cmd_quantize, "write a quantized copy of a model that loads by mmap (nf4, mxfp4, nvfp4, q8_0, ...)"},
 };
 #define LT_N_SUBCOMMANDS (sizeof lt_subcommands / sizeof lt_subcommands[0])
 

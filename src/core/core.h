@@ -187,4 +187,26 @@ char *lt_path_join(const char *dir, const char *name);
 /* Creates path and its missing parents (like mkdir -p); refuses a path that exists as a file. */
 lt_status lt_mkdir_p(const char *path);
 
+/* (added) SHA-256 (FIPS 180-4), for identifying model files: the source of a quantized cache, the
+ * base model of a checkpoint. Streaming: init, update any number of times, final. */
+#define LT_SHA256_BYTES 32
+#define LT_SHA256_HEX 65 /* 64 lowercase hex digits + NUL */
+typedef struct lt_sha256_ctx {
+    uint32_t h[8];
+    uint64_t nbytes; /* message bytes so far */
+    uint8_t buf[64]; /* a partial block */
+    uint32_t nbuf;
+} lt_sha256_ctx;
+void lt_sha256_init(lt_sha256_ctx *s);
+void lt_sha256_update(lt_sha256_ctx *s, const void *data, size_t n);
+void lt_sha256_final(lt_sha256_ctx *s, uint8_t out[LT_SHA256_BYTES]);
+void lt_sha256(const void *data, size_t n, uint8_t out[LT_SHA256_BYTES]); /* one shot */
+void lt_sha256_hex(const uint8_t digest[LT_SHA256_BYTES], char out[LT_SHA256_HEX]);
+/* The block function in use: "x86 sha extensions", "armv8 sha2" (when the CPU has them) or
+ * "portable" (also when LOFT_SHA256=portable). lt_sha256_set_accel(false) forces the portable
+ * one, true goes back to detecting (tests, benchmarks; both compute the same state, so switching
+ * while another thread hashes is harmless). */
+const char *lt_sha256_impl(void);
+void lt_sha256_set_accel(bool on);
+
 #endif

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "model/kv_internal.h"
 #include "model/model_internal.h"
@@ -312,6 +313,24 @@ lt_status lt_model_load_opts(const char *dir, lt_pool *pool, const lt_backend *b
     lt_model_config cfg;
     char *path = lt_path_join(dir, "config.json");
     if (!path) return lt_errorf(LT_ERR_NOMEM, "out of memory");
+    /* ---- GGUF (load_gguf.c): dir is a file, or a directory without config.json (which must
+       then hold exactly one *.gguf; lt_model_load_gguf says so otherwise) ---- */
+    {
+        struct stat sd, sc;
+        if (stat(dir, &sd) == 0 && (S_ISREG(sd.st_mode) || (S_ISDIR(sd.st_mode) && stat(path, &sc) != 0))) {
+            free(path);
+            return lt_model_load_gguf(dir, pool, be, opts, out);
+        }
+    }
+    /* ---- end GGUF ---- */
+    /* ---- a quantized model directory (loft quantize), or a quantized cache: qcache.c ---- */
+    const bool quantized_dir = lt_model_dir_is_quantized(dir);
+    if (quantized_dir || (opts->quantize && opts->cache_dir)) {
+        free(path);
+        return quantized_dir ? lt_model_load_quantized(dir, pool, be, opts, out)
+                             : lt_model_load_cached(dir, pool, be, opts, out);
+    }
+    /* ---- end quantized ---- */
     lt_status st = lt_config_load(path, &cfg);
     if (!st) st = lt_model_new(&cfg, pool, be, opts, path, &m);
     free(path);

@@ -69,6 +69,13 @@ typedef struct lt_load_opts {
 
 lt_status lt_model_load_opts(const char *dir, lt_pool *pool, const lt_backend *be, const lt_load_opts *opts,
                              lt_model **out);
+/* Loads a GGUF v3 file (llama, qwen2, qwen3; F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q4_K/Q6_K tensors), or
+ * the only *.gguf of a directory, held as opts says: f32, or quantized to opts->format (a Q8_0
+ * tensor with format Q8_0 keeps its blocks byte for byte; others are dequantized and quantized
+ * again). llama q/k rows are put back in HF order. lt_model_load_opts calls this when its dir is
+ * a file or a directory without config.json. */
+lt_status lt_model_load_gguf(const char *path, lt_pool *pool, const lt_backend *be, const lt_load_opts *opts,
+                             lt_model **out);
 /* Counts of weights held quantized and kept f32 (matrices only), and their bytes in the pool. */
 typedef struct lt_quant_summary {
     int64_t n_quantized, n_kept, n_unaligned; /* n_unaligned: wanted but input size not a block multiple */
@@ -97,6 +104,87 @@ int64_t lt_kv_capacity(const lt_kv_cache *kv);
  * Refuses ids outside [0, vocab) and n that would overflow the cache. */
 lt_status lt_model_forward(lt_model *m, lt_kv_cache *kv, const int32_t *ids, int64_t n, float *logits,
                            bool all_logits);
+
+/* ---------------------------------------------------------------- quantized model directories */
+
+/* (added) `loft quantize` output, also the quantized cache of lt_load_opts.cache_dir (qcache.c,
+ * qcache_write.c). An HF-style directory: config.json (the source's bytes) and the tokenizer /
+ * generation files copied, safetensors files (model.safetensors, or shards + index) in which every
+ * weight lt_model_want_quant picks is stored already quantized, as its components
+ * "<weight>.<component>" (e.g. "model.layers.0.mlp.up_proj.weight.codes", ".absmax_q", ".absmax2",
+ * ".offset"; names, dtypes and byte sizes from lt_qlayout_get; codes and block scales shaped
+ * [rows, n / rows], the rest 1-D), and every other tensor in its source dtype. Each file's
+ * __metadata__ holds loft.version ("1"), loft.format ("nf4", ...), loft.block (elements per
+ * block), loft.quantize_embeddings and loft.quantize_lm_head ("true"/"false"),
+ * loft.source_sha256 (see lt_quantize_stats), loft.source_fingerprint
+ * (lt_model_source_fingerprint) and loft.source (the source path, for messages).
+ * Every component starts at a file offset that is a multiple of its dtype size (the largest run
+ * of them at 64 bytes), so loading maps the files and points the quantized weights into the
+ * mapping: no re-quantization, no copy; the mapped bytes are charged to the pool (tag WEIGHTS). */
+
+typedef struct lt_quantize_stats {
+    int64_t n_tensors;        /* tensors written (each component counts once) */
+    int64_t n_quantized;      /* weights stored quantized */
+    int64_t n_kept;           /* matrices kept in their source dtype (embedding, lm_head, unaligned) */
+    int64_t n_unaligned;      /* of those: wanted, but the input size is not a block multiple */
+    int64_t params_quantized; /* elements of the quantized weights */
+    int64_t quantized_bytes;  /* their stored bytes */
+    int64_t kept_bytes;       /* bytes of every tensor kept in its source dtype */
+    int64_t source_bytes;     /* bytes of the source's safetensors files */
+    int64_t out_bytes;        /* bytes of the written safetensors files */
+    int64_t n_files;          /* safetensors files written */
+    /* SHA-256 over config.json's bytes followed by every source safetensors file's bytes, whole,
+       in shard-name order (computed on a second thread while quantizing) */
+    char source_sha256[LT_SHA256_HEX];
+    char source_fingerprint[LT_SHA256_HEX];
+    double seconds;
+} lt_quantize_stats;
+
+/* Called after each source tensor: done of total tensors, bytes of the source read so far. */
+typedef void (*lt_quantize_progress)(void *ctx, int64_t done, int64_t total, const char *name, int64_t bytes_done,
+                                     int64_t bytes_total);
+
+typedef struct lt_quantize_dir_opts {
+    bool force;          /* replace an existing non-empty out_dir (it must hold only files) */
+    int64_t shard_bytes; /* largest output file; <= 0: 5 GB as HF */
+    lt_quantize_progress progress;
+    void *progress_ctx;
+} lt_quantize_dir_opts;
+
+/* Quantizes the HF model in src_dir (validated as lt_model_load_opts does) with opts (quantize
+ * must be set; cache_dir is ignored) into out_dir, reading the source once, one tensor at a time:
+ * the pool holds one f32 tensor and its quantized form (tag SCRATCH), never the model. The output
+ * is written into a temporary directory next to out_dir and renamed into place at the end, so a
+ * failure (bad tensor, budget, disk full, crash) never leaves a partial out_dir. Refuses an
+ * existing non-empty out_dir unless qo->force, an out_dir that is or contains src_dir, and a
+ * source that is itself a quantized directory. qo and stats may be NULL. */
+lt_status lt_model_quantize_dir(const char *src_dir, const lt_load_opts *opts, const char *out_dir,
+                                const lt_quantize_dir_opts *qo, lt_pool *pool, lt_quantize_stats *stats);
+
+/* Whether dir is a directory whose safetensors metadata says it is a quantized model directory
+ * (false on any problem: the normal loader then reports it). */
+bool lt_model_dir_is_quantized(const char *dir);
+/* Loads a quantized model directory by mmap (lt_model_load_opts calls this for such a dir). Every
+ * tensor is checked against the layout its config.json and metadata imply (no missing, no
+ * unexpected, exact dtypes and shapes; scales finite by lt_qtensor_validate). opts may be NULL;
+ * when opts->quantize is set, its format and flags must be the stored ones (a quantized model is
+ * never re-quantized). A component whose mapped address is not a multiple of its dtype size is
+ * copied into the pool instead of being used in place. */
+lt_status lt_model_load_quantized(const char *dir, lt_pool *pool, const lt_backend *be, const lt_load_opts *opts,
+                                  lt_model **out);
+/* lt_model_load_opts with opts->quantize and opts->cache_dir: loads the cache when it was made
+ * from this source (same fingerprint) with these options; builds it first (lt_model_quantize_dir)
+ * when it is absent or an empty directory; refuses (LT_ERR_INVALID_ARG) a cache made from another
+ * source or with other options, and a cache_dir that is not a quantized model directory. */
+lt_status lt_model_load_cached(const char *dir, lt_pool *pool, const lt_backend *be, const lt_load_opts *opts,
+                               lt_model **out);
+/* A cheap identity of an HF model directory, reading a few MB whatever its size: SHA-256 over
+ * config.json's bytes and, per safetensors file, its name, header (every tensor's name, dtype,
+ * shape and offsets, and the metadata), up to 4 KiB at the start, middle and end of every tensor,
+ * and 64 KiB at 16 evenly spaced offsets of its data. Tells apart checkpoints of one architecture
+ * (different seeds, a fine-tune that changed any tensor as a whole); a change of a few bytes
+ * inside a tensor is only caught by the full source_sha256. */
+lt_status lt_model_source_fingerprint(const char *dir, char hex[LT_SHA256_HEX]);
 
 /* ---------------------------------------------------------------- sampling and generation */
 

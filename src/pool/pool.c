@@ -261,6 +261,41 @@ void lt_pool_free(lt_pool *p, void *ptr) {
     lt_pool_release(b);
 }
 
+lt_status lt_pool_charge(lt_pool *p, lt_pool_tag tag, int64_t bytes, const char *what) {
+    LT_ASSERT(p);
+    LT_ASSERT((unsigned)tag < LT_POOL_TAG_COUNT);
+    if (bytes < 0)
+        return lt_errorf(LT_ERR_INVALID_ARG, "pool: negative charge %lld for %s \"%s\"", (long long)bytes,
+                         lt_pool_tag_names[tag], what ? what : "?");
+    lt_pool_lock(p);
+    if (bytes > p->budget - p->used) {
+        int64_t budget = p->budget, used = p->used, tag_used[LT_POOL_TAG_COUNT];
+        memcpy(tag_used, p->tag_used, sizeof tag_used);
+        lt_pool_unlock(p);
+        return lt_pool_refuse(tag, bytes, what, budget, used, tag_used);
+    }
+    p->used += bytes;
+    p->tag_used[tag] += bytes;
+    if (p->used > p->high_water) p->high_water = p->used;
+    if (p->tag_used[tag] > p->tag_high_water[tag]) p->tag_high_water[tag] = p->tag_used[tag];
+    lt_pool_unlock(p);
+    return NULL;
+}
+
+void lt_pool_uncharge(lt_pool *p, lt_pool_tag tag, int64_t bytes) {
+    LT_ASSERT(p);
+    LT_ASSERT((unsigned)tag < LT_POOL_TAG_COUNT);
+    lt_pool_lock(p);
+    /* more than was charged is a bug in the caller's bookkeeping */
+    bool ok = bytes >= 0 && bytes <= p->tag_used[tag];
+    if (ok) {
+        p->used -= bytes;
+        p->tag_used[tag] -= bytes;
+    }
+    lt_pool_unlock(p);
+    LT_ASSERT(ok);
+}
+
 lt_pool_stats lt_pool_get_stats(const lt_pool *p) {
     lt_pool_stats s;
     memset(&s, 0, sizeof s);

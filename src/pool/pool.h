@@ -45,6 +45,13 @@ const char *lt_pool_tag_name(lt_pool_tag tag);
 /* what: a short label for error messages ("model.layers.3.mlp.up_proj"); may be NULL. */
 lt_status lt_pool_alloc(lt_pool *p, lt_pool_tag tag, int64_t bytes, const char *what, void **out);
 void lt_pool_free(lt_pool *p, void *ptr); /* NULL is a no-op */
+/* (added) Accounting only, for memory the pool does not allocate but that occupies the budget's
+ * memory all the same (weights used in place from an mmap'ed quantized model): counts bytes
+ * against the budget and the high-water marks of tag exactly like lt_pool_alloc, and refuses
+ * over budget with the same LT_ERR_BUDGET message. No block is made (n_allocs is unchanged).
+ * lt_pool_uncharge gives the bytes back; a charge must be given back before lt_pool_destroy. */
+lt_status lt_pool_charge(lt_pool *p, lt_pool_tag tag, int64_t bytes, const char *what);
+void lt_pool_uncharge(lt_pool *p, lt_pool_tag tag, int64_t bytes);
 
 lt_pool_stats lt_pool_get_stats(const lt_pool *p);
 void lt_pool_reset_high_water(lt_pool *p);
