@@ -141,42 +141,42 @@ static lt_status lt_gguf_typed(const lt_gguf_file *f, const char *key, lt_gguf_v
 }
 
 lt_status lt_gguf_get_u32(const lt_gguf_file *f, const char *key, uint32_t *out) {
-    const lt_gguf_kv *kv;
+    const lt_gguf_kv *kv = NULL;
     lt_status st = lt_gguf_typed(f, key, LT_GGUF_UINT32, &kv);
     if (!st) *out = lt_ld_u32(kv->data);
     return st;
 }
 
 lt_status lt_gguf_get_u64(const lt_gguf_file *f, const char *key, uint64_t *out) {
-    const lt_gguf_kv *kv;
+    const lt_gguf_kv *kv = NULL;
     lt_status st = lt_gguf_typed(f, key, LT_GGUF_UINT64, &kv);
     if (!st) *out = lt_ld_u64(kv->data);
     return st;
 }
 
 lt_status lt_gguf_get_i32(const lt_gguf_file *f, const char *key, int32_t *out) {
-    const lt_gguf_kv *kv;
+    const lt_gguf_kv *kv = NULL;
     lt_status st = lt_gguf_typed(f, key, LT_GGUF_INT32, &kv);
     if (!st) memcpy(out, kv->data, 4);
     return st;
 }
 
 lt_status lt_gguf_get_f32(const lt_gguf_file *f, const char *key, float *out) {
-    const lt_gguf_kv *kv;
+    const lt_gguf_kv *kv = NULL;
     lt_status st = lt_gguf_typed(f, key, LT_GGUF_FLOAT32, &kv);
     if (!st) memcpy(out, kv->data, 4);
     return st;
 }
 
 lt_status lt_gguf_get_bool(const lt_gguf_file *f, const char *key, bool *out) {
-    const lt_gguf_kv *kv;
+    const lt_gguf_kv *kv = NULL;
     lt_status st = lt_gguf_typed(f, key, LT_GGUF_BOOL, &kv);
     if (!st) *out = kv->data[0] != 0;
     return st;
 }
 
 lt_status lt_gguf_get_str(const lt_gguf_file *f, const char *key, lt_gguf_str *out) {
-    const lt_gguf_kv *kv;
+    const lt_gguf_kv *kv = NULL;
     lt_status st = lt_gguf_typed(f, key, LT_GGUF_STRING, &kv);
     if (!st) *out = kv->str;
     return st;
@@ -276,7 +276,7 @@ lt_status lt_gguf_get_real(const lt_gguf_file *f, const char *key, double *out) 
 }
 
 lt_status lt_gguf_get_array(const lt_gguf_file *f, const char *key, lt_gguf_vtype elem, const lt_gguf_kv **out) {
-    const lt_gguf_kv *kv;
+    const lt_gguf_kv *kv = NULL;
     lt_status st = lt_gguf_typed(f, key, LT_GGUF_ARRAY, &kv);
     if (st) return st;
     if (elem != LT_GGUF_VTYPE_COUNT && kv->arr_type != elem)
