@@ -169,9 +169,9 @@ int main(void) {
                             {48, 5}, {16, 3}, {75, 9}};
     const int64_t Ms[] = {1, 3, 17};
     const lt_qformat formats[] = {LT_Q_BF16, LT_Q_NF4, LT_Q_NF4_NODQ, LT_Q_MXFP4, LT_Q_NVFP4, LT_Q_Q8_0};
-    const char *isas[] = {"generic", "avx2", "avx512"};
+    const char *isas[] = {"generic", "avx2", "avx512", "neon"};
     const char *prev = NULL;
-    for (int li = 0; li < 3; li++) {
+    for (int li = 0; li < (int)(sizeof isas / sizeof isas[0]); li++) {
         const char *isa = lt_cpu_qlinear_isa_set(isas[li]);
         if (prev && !strcmp(prev, isa)) continue; /* this CPU has no such level */
         prev = isa;
@@ -191,7 +191,8 @@ int main(void) {
             }
         }
     }
-    lt_cpu_qlinear_isa_set("avx512"); /* back to the best */
+    lt_cpu_qlinear_isa_set("avx512"); /* back to the best (x86) */
+    lt_cpu_qlinear_isa_set("neon");   /* (aarch64) */
     check_bound_is_tight(pool, &rng);
     printf("%d cases\n", g_cases);
     lt_pool_destroy(pool);

@@ -16,7 +16,8 @@ void lt_cpu_attention(const float *q, const float *k, const float *v, float *out
 /* The qlinear entry of the CPU vtable and lt_qlinear_scratch (cpu_qlinear.c; see backend.h). */
 void lt_cpu_qlinear(const float *x, const lt_qtensor *w, const float *bias, float *y, int64_t M, int64_t K, int64_t N,
                     float *scratch);
-/* SIMD level of qlinear's decode kernels: "avx512", "avx2" or "generic" (portable C), the best the
+/* SIMD level of qlinear's decode kernels: "avx512", "avx2" (x86-64), "neon" (aarch64) or "generic"
+ * (portable C), the best the
  * CPU runs unless capped. lt_cpu_qlinear_isa_set caps it at want (for tests and benchmarks; not
  * while qlinear runs) and returns the level now in use. */
 const char *lt_cpu_qlinear_isa(void);

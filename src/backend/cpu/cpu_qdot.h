@@ -1,5 +1,6 @@
 /* Private to backend/cpu: the decode (M == 1) kernels of qlinear. cpu_qlinear.c holds the
- * portable C kernels and picks a kernel per call; cpu_qdot_x86.c holds the AVX2 and AVX-512 ones.
+ * portable C kernels and picks a kernel per call; cpu_qdot_x86.c holds the AVX2 and AVX-512 ones,
+ * cpu_qdot_arm.c the AArch64 NEON ones.
  *
  * A kernel computes y[r] = dot(dequant(W[r, :]), x) for rows r in [r0, r1), reading W's packed
  * bytes directly. Every weight value it multiplies is bit-identical to what lt_dequantize_rows
@@ -33,8 +34,9 @@ typedef struct lt_qdot_args {
 
 typedef void (*lt_qdot_fn)(const lt_qdot_args *a, int64_t r0, int64_t r1);
 
-/* SIMD levels of the decode kernels. */
-enum { LT_QDOT_GENERIC = 0, LT_QDOT_AVX2 = 1, LT_QDOT_AVX512 = 2 };
+/* SIMD levels of the decode kernels. AVX2 < AVX512 is an order (a CPU that runs AVX512 runs
+ * AVX2); NEON is the only level of AArch64, above GENERIC only. */
+enum { LT_QDOT_GENERIC = 0, LT_QDOT_AVX2 = 1, LT_QDOT_AVX512 = 2, LT_QDOT_NEON = 3 };
 
 /* E8M0 and E4M3 byte -> f32 (from core's converters, filled once before any kernel runs). */
 extern float lt_qdot_e8m0[256];
@@ -61,5 +63,10 @@ lt_qdot_fn lt_qdot_x86_kernel(lt_qformat f, int isa);
 /* What this CPU runs: LT_QDOT_AVX512 (avx512f + f16c + fma), LT_QDOT_AVX2 (avx2 + f16c + fma)
  * or LT_QDOT_GENERIC. */
 int lt_qdot_x86_level(void);
+
+/* The AArch64 NEON kernel for format f; NULL where there is none (not an AArch64 build). */
+lt_qdot_fn lt_qdot_arm_kernel(lt_qformat f);
+/* What this CPU runs: LT_QDOT_NEON (Advanced SIMD) or LT_QDOT_GENERIC. */
+int lt_qdot_arm_level(void);
 
 #endif

@@ -3,8 +3,9 @@
  * M == 1 (decode) is bound by the bytes of W: a fused dequantize-dot per output row reads the
  * packed codes once and never writes an f32 copy of W. Rows are split over lt_parallel_for
  * (static partition); each row is one thread's fixed-order sum, so y does not depend on the thread
- * count. The kernels (portable C here, AVX2/AVX-512 in cpu_qdot_x86.c) decode a block with a
- * 16-entry table scaled by the block's scale, so every weight value equals lt_dequantize_rows'.
+ * count. The kernels (portable C here, AVX2/AVX-512 in cpu_qdot_x86.c, NEON in cpu_qdot_arm.c)
+ * decode a block with a 16-entry code table and the block's scale, so every weight value equals
+ * lt_dequantize_rows'.
  *
  * M > 1 (prefill) is bound by FLOPs: W is cut into fixed panels of nb rows (LT_QL_NB, fewer for
  * a small N; a function of N only); a worker dequantizes a panel (lt_dequantize_rows) into its
@@ -51,11 +52,19 @@ static void lt_qdot_init(void) {
         lt_qdot_e4m3[i] = lt_e4m3_to_f32((uint8_t)i);
     }
     int best = lt_qdot_x86_level();
+    if (best == LT_QDOT_GENERIC) best = lt_qdot_arm_level();
     atomic_store(&lt_qdot_isa_best, best);
     atomic_store(&lt_qdot_isa_cur, best);
 }
 
-static const char *const lt_qdot_isa_names[] = {"generic", "avx2", "avx512"};
+static const char *const lt_qdot_isa_names[] = {"generic", "avx2", "avx512", "neon"};
+
+/* Whether a CPU whose best level is best can run level i: generic always, the x86 levels up to
+ * best, NEON only on itself. */
+static bool lt_qdot_isa_runs(int i, int best) {
+    if (i == LT_QDOT_GENERIC || i == best) return true;
+    return best == LT_QDOT_AVX512 && i == LT_QDOT_AVX2;
+}
 
 const char *lt_cpu_qlinear_isa(void) {
     pthread_once(&lt_qdot_once, lt_qdot_init);
@@ -65,8 +74,8 @@ const char *lt_cpu_qlinear_isa(void) {
 const char *lt_cpu_qlinear_isa_set(const char *want) {
     pthread_once(&lt_qdot_once, lt_qdot_init);
     int lvl = atomic_load(&lt_qdot_isa_best);
-    for (int i = 0; i < 3; i++)
-        if (want && !strcmp(want, lt_qdot_isa_names[i]) && i < lvl) lvl = i;
+    for (int i = 0; i < 4; i++)
+        if (want && !strcmp(want, lt_qdot_isa_names[i]) && lt_qdot_isa_runs(i, lvl)) lvl = i;
     atomic_store(&lt_qdot_isa_cur, lvl);
     return lt_qdot_isa_names[lvl];
 }
@@ -215,7 +224,11 @@ static void lt_qdot_rows(void *p, int64_t r0, int64_t r1) {
 static void lt_ql_decode(const float *x, const lt_qtensor *w, float *y, int64_t K, int64_t N, float *scratch) {
     const lt_qformat f = w->format;
     const int isa = atomic_load(&lt_qdot_isa_cur);
-    lt_qdot_fn fn = isa > LT_QDOT_GENERIC ? lt_qdot_x86_kernel(f, isa) : NULL;
+    lt_qdot_fn fn = NULL;
+    if (isa == LT_QDOT_NEON)
+        fn = lt_qdot_arm_kernel(f);
+    else if (isa != LT_QDOT_GENERIC)
+        fn = lt_qdot_x86_kernel(f, isa);
     const bool four_bit = f == LT_Q_NF4 || f == LT_Q_NF4_NODQ || f == LT_Q_MXFP4 || f == LT_Q_NVFP4;
     if (fn && four_bit) {
         LT_ASSERT(scratch); /* lt_qlinear_scratch(1, K, N) floats */
