@@ -57,5 +57,6 @@ int lt_cmd_inspect(int argc, char **argv);
 int lt_cmd_logits(int argc, char **argv);
 int lt_cmd_generate(int argc, char **argv);
 int lt_cmd_quantize(int argc, char **argv);
+int lt_cmd_template(int argc, char **argv);
 
 #endif

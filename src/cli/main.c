@@ -17,6 +17,7 @@ static const lt_subcommand lt_subcommands[] = {
     {"logits", lt_cmd_logits, "run the forward pass and write the logits of every position"},
     {"generate", lt_cmd_generate, "generate tokens from prompt ids (greedy or sampled)"},
     {"quantize", lt_cmd_quantize, "write a quantized copy of a model that loads by mmap (nf4, mxfp4, nvfp4, q8_0, ...)"},
+    {"template", lt_cmd_template, "render a conversation with a model's chat template (Jinja) and print the prompt"},
 };
 #define LT_N_SUBCOMMANDS (sizeof lt_subcommands / sizeof lt_subcommands[0])
 

@@ -42,8 +42,8 @@ int32_t lt_bpe_token_to_id(const lt_bpe *b, const char *tok, size_t len); /* -1 
 
 typedef struct lt_decoder lt_decoder;
 
-/* Builds the decoder chain from tokenizer.json's "decoder" value (null -> the identity: tokens are
- * concatenated). Types: ByteLevel, Replace (String pattern; Regex pattern refused unless it is
+/* Builds the decoder chain from tokenizer.json's "decoder" value (null -> tokens joined with " ",
+ * as tokenizers' Tokenizer::decode does without a decoder). Types: ByteLevel, Replace (String pattern; Regex pattern refused unless it is
  * handled), ByteFallback, Fuse, Strip, Metaspace, Sequence. Others are refused by name. */
 lt_status lt_decoder_load(const json_t *decoder, const char *file, lt_decoder **out);
 void lt_decoder_free(lt_decoder *d);
