@@ -57,6 +57,7 @@ int lt_cmd_inspect(int argc, char **argv);
 int lt_cmd_logits(int argc, char **argv);
 int lt_cmd_generate(int argc, char **argv);
 int lt_cmd_quantize(int argc, char **argv);
+int lt_cmd_tokenize(int argc, char **argv);
 int lt_cmd_template(int argc, char **argv);
 
 #endif

@@ -1,4 +1,4 @@
-/* `loft logits` and `loft generate`: the CPU forward pass from the command line. */
+/* `loft logits`, and the model loading every command that runs a model shares. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,42 +7,17 @@
 #include "model/model.h"
 
 static lt_opt logits_opts[] = {
-    {"model", "DIR", "HF model directory (required)", NULL},
+    {"model", "DIR", "HF model directory, quantized directory or .gguf file (required)", NULL},
     {"ids", "1,2,3", "input token ids (required)", NULL},
     {"out", "FILE", "output: float32 little-endian, [n_ids x vocab] (required)", NULL},
-    {"budget-gb", "GB", "memory budget for the pool (default 128)", NULL},
-    {"quant", "FORMAT", "hold Linear weights quantized: nf4, nf4_nodq, mxfp4, nvfp4, q8_0, bf16 (default: f32)", NULL},
-    {"quant-embeddings", NULL, "with --quant: quantize the token embedding table too (and lm_head when tied)", NULL},
-    {"quant-lm-head", NULL, "with --quant: quantize an untied lm_head too", NULL},
-    {"quant-cache", "DIR", "with --quant: load the quantized model from DIR, writing it there first when absent", NULL},
+    LT_MODEL_LOAD_OPTS,
     {NULL, NULL, NULL, NULL},
 };
 static const lt_cmd_info logits_cmd = {"logits", "run the forward pass and write the logits of every position",
                                        "--model DIR --ids 1,2,3 --out FILE", logits_opts};
 
-static lt_opt generate_opts[] = {
-    {"model", "DIR", "HF model directory (required)", NULL},
-    {"prompt-ids", "1,2,3", "prompt token ids (required)", NULL},
-    {"max-tokens", "N", "number of tokens to generate (default 32)", NULL},
-    {"temperature", "T", "0 = greedy (default 0)", NULL},
-    {"top-k", "K", "sample from the K most likely tokens (default 0 = off)", NULL},
-    {"top-p", "P", "nucleus sampling threshold (default 1 = off)", NULL},
-    {"seed", "S", "sampling seed (default 0); the same seed gives the same tokens", NULL},
-    {"ignore-eos", NULL, "keep generating after an end-of-sequence token", NULL},
-    {"budget-gb", "GB", "memory budget for the pool (default 128)", NULL},
-    {"quant", "FORMAT", "hold Linear weights quantized: nf4, nf4_nodq, mxfp4, nvfp4, q8_0, bf16 (default: f32)", NULL},
-    {"quant-embeddings", NULL, "with --quant: quantize the token embedding table too (and lm_head when tied)", NULL},
-    {"quant-lm-head", NULL, "with --quant: quantize an untied lm_head too", NULL},
-    {"quant-cache", "DIR", "with --quant: load the quantized model from DIR, writing it there first when absent", NULL},
-    {NULL, NULL, NULL, NULL},
-};
-static const lt_cmd_info generate_cmd = {
-    "generate", "generate tokens from prompt ids; prints the new ids on one line",
-    "--model DIR --prompt-ids 1,2,3 [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]",
-    generate_opts};
-
 /* Opens the pool and loads the model; prints the failure itself. */
-static int lt_open_model(const lt_cmd_info *cmd, lt_pool **pool, lt_model **m) {
+int lt_cli_open_model(const lt_cmd_info *cmd, lt_pool **pool, lt_model **m) {
     double gb;
     if (!lt_opt_float(cmd, "budget-gb", 128.0, 0.001, 1e6, &gb)) return 2;
     lt_load_opts lo = {.quantize = false};
@@ -66,6 +41,8 @@ static int lt_open_model(const lt_cmd_info *cmd, lt_pool **pool, lt_model **m) {
     st = lt_model_load_opts(lt_opt_get(cmd, "model"), *pool, lt_backend_cpu(), &lo, m);
     if (st) {
         lt_pool_destroy(*pool);
+        *pool = NULL;
+        *m = NULL;
         return lt_cli_fail(cmd->name, st);
     }
     if (qf) {
@@ -93,7 +70,7 @@ int lt_cmd_logits(int argc, char **argv) {
     if (!lt_parse_ids("logits", "ids", lt_opt_get(&logits_cmd, "ids"), &ids, &n)) return 2;
     lt_pool *pool;
     lt_model *m;
-    if ((rc = lt_open_model(&logits_cmd, &pool, &m))) {
+    if ((rc = lt_cli_open_model(&logits_cmd, &pool, &m))) {
         free(ids);
         return rc;
     }
@@ -113,70 +90,4 @@ int lt_cmd_logits(int argc, char **argv) {
     lt_pool_destroy(pool);
     free(ids);
     return st ? lt_cli_fail("logits", st) : 0;
-}
-
-typedef struct lt_print_ctx {
-    int64_t count;
-    double t_first; /* when the first new token arrived: prefill + one sample */
-} lt_print_ctx;
-
-static bool lt_print_token(void *ctx, int32_t token) {
-    lt_print_ctx *c = ctx;
-    if (c->count == 0) c->t_first = lt_time_sec();
-    printf(c->count ? " %d" : "%d", token);
-    fflush(stdout);
-    c->count++;
-    return true;
-}
-
-int lt_cmd_generate(int argc, char **argv) {
-    const char *pos[1];
-    int npos;
-    int rc = lt_args_parse(&generate_cmd, argc, argv, pos, 0, &npos);
-    if (rc >= 0) return rc;
-    if (!lt_opt_get(&generate_cmd, "model") || !lt_opt_get(&generate_cmd, "prompt-ids")) {
-        fprintf(stderr, "loft generate: --model and --prompt-ids are required; see 'loft generate --help'\n");
-        return 2;
-    }
-    int64_t max_new, top_k, seed;
-    double temp, top_p;
-    if (!lt_opt_int(&generate_cmd, "max-tokens", 32, 1, 1 << 24, &max_new) ||
-        !lt_opt_int(&generate_cmd, "top-k", 0, 0, 1 << 30, &top_k) ||
-        !lt_opt_int(&generate_cmd, "seed", 0, 0, INT64_MAX, &seed) ||
-        !lt_opt_float(&generate_cmd, "temperature", 0.0, 0.0, 100.0, &temp) ||
-        !lt_opt_float(&generate_cmd, "top-p", 1.0, 1e-6, 1.0, &top_p))
-        return 2;
-    int32_t *prompt;
-    int64_t n_prompt;
-    if (!lt_parse_ids("generate", "prompt-ids", lt_opt_get(&generate_cmd, "prompt-ids"), &prompt, &n_prompt)) return 2;
-    lt_pool *pool;
-    lt_model *m;
-    if ((rc = lt_open_model(&generate_cmd, &pool, &m))) {
-        free(prompt);
-        return rc;
-    }
-    lt_sampler s;
-    lt_sampler_init(&s, (float)temp, (int)top_k, (float)top_p, (uint64_t)seed);
-    int32_t *out = malloc((size_t)max_new * sizeof *out);
-    int64_t n_out = 0;
-    lt_print_ctx printed = {0, 0.0};
-    double t0 = lt_time_sec();
-    lt_status st = out ? NULL : lt_errorf(LT_ERR_NOMEM, "out of memory for %lld tokens", (long long)max_new);
-    if (!st)
-        st = lt_generate(m, pool, prompt, n_prompt, max_new, &s, !lt_opt_get(&generate_cmd, "ignore-eos"), out, &n_out,
-                         lt_print_token, &printed);
-    double t_end = lt_time_sec();
-    printf("\n");
-    fflush(stdout);
-    if (!st && n_out > 0) {
-        double t_pre = printed.t_first - t0, t_dec = t_end - printed.t_first;
-        fprintf(stderr, "loft generate: prompt %lld tokens in %.3f s (%.1f tok/s), %lld new tokens at %.1f tok/s\n",
-                (long long)n_prompt, t_pre, t_pre > 0 ? (double)n_prompt / t_pre : 0.0, (long long)n_out,
-                n_out > 1 && t_dec > 0 ? (double)(n_out - 1) / t_dec : 0.0);
-    }
-    free(out);
-    lt_model_free(m);
-    lt_pool_destroy(pool);
-    free(prompt);
-    return st ? lt_cli_fail("generate", st) : 0;
 }

@@ -15,8 +15,9 @@ static const lt_subcommand lt_subcommands[] = {
     {"make-model", lt_cmd_make_model, "write an HF-format model directory with random weights"},
     {"inspect", lt_cmd_inspect, "list the tensors and metadata of a safetensors file or model directory"},
     {"logits", lt_cmd_logits, "run the forward pass and write the logits of every position"},
-    {"generate", lt_cmd_generate, "generate tokens from prompt ids (greedy or sampled)"},
+    {"generate", lt_cmd_generate, "generate text from a prompt, or chat, with a model (and its tokenizer)"},
     {"quantize", lt_cmd_quantize, "write a quantized copy of a model that loads by mmap (nf4, mxfp4, nvfp4, q8_0, ...)"},
+    {"tokenize", lt_cmd_tokenize, "encode text to token ids or decode ids to text with a model's tokenizer"},
     {"template", lt_cmd_template, "render a conversation with a model's chat template (Jinja) and print the prompt"},
 };
 #define LT_N_SUBCOMMANDS (sizeof lt_subcommands / sizeof lt_subcommands[0])
