@@ -60,11 +60,58 @@ typedef struct lt_backend {
 
     /* y[i] += x[i] */
     void (*add)(float *y, const float *x, int64_t n);
+
+    /* ------------------------------------------------------------ training (backward) ops
+     * Deterministic: for a given input the bits do not depend on the thread count (fixed tiles,
+     * fixed reduction order). beta is 0 (overwrite the output) or 1 (accumulate into it). */
+
+    /* c[M,N] = beta*c + a[M,K] @ b[K,N]. Input gradient of a Linear: dx[T,in] = dy[T,out] @ W[out,in]. */
+    void (*matmul_nn)(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta);
+    /* c[M,N] = beta*c + a[K,M]^T @ b[K,N]. Weight gradient: dW[out,in] = dy[T,out]^T @ x[T,in]
+     * (the reduction runs over K = tokens in a fixed order). */
+    void (*matmul_tn)(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta);
+    /* dx[M,K] = beta*dx + dy[M,N] @ dequant(w)[N,K]: the input gradient through a frozen quantized
+     * weight (the base gets no gradient). scratch: lt_qlinear_dx_scratch(M, K, N) floats. */
+    void (*qlinear_dx)(const float *dy, const lt_qtensor *w, float *dx, int64_t M, int64_t K, int64_t N, float beta,
+                       float *scratch);
+    /* RMSNorm backward with a frozen gain g: given x[rows,dim] (the forward input) and dy,
+     * dx = beta*dx + (g*dy - x * mean(g*dy*x) / (mean(x^2)+eps)) * rsqrt(mean(x^2)+eps). dx may not alias. */
+    void (*rmsnorm_bwd)(const float *x, const float *g, const float *dy, float *dx, int64_t rows, int64_t dim,
+                        float eps, float beta);
+    /* RoPE backward, in place: rotates each pair by -angle (the transpose of the forward rotation). */
+    void (*rope_bwd)(float *dx, const int32_t *pos, int64_t T, int64_t n_heads, int64_t head_dim,
+                     const float *inv_freq);
+    /* out = silu(gate)*up backward: dgate = dout*up*silu'(gate), dup = dout*silu(gate); n elements.
+     * dgate/dup may alias gate/up (each element reads its inputs before writing). */
+    void (*swiglu_bwd)(const float *gate, const float *up, const float *dout, float *dgate, float *dup, int64_t n);
+    /* Training attention over one packed row of T tokens (no cache), causal and confined to each
+     * document: query t sees key s iff s <= t and doc[s] == doc[t] (doc NULL: one document).
+     *   q [T, n_heads, hd], k,v [T, n_kv_heads, hd], out [T, n_heads, hd], lse [T, n_heads]
+     * lse is the natural-log sum-exp of each row's scaled scores (what backward needs; the T x T
+     * probabilities are never stored). scratch: lt_attention_train_scratch(T, n_heads, hd) floats. */
+    void (*attention_fwd)(const float *q, const float *k, const float *v, const int32_t *doc, float *out, float *lse,
+                          int64_t T, int64_t n_heads, int64_t n_kv_heads, int64_t hd, float *scratch);
+    /* Its backward: dq (overwritten), dk, dv (overwritten; summed over the query heads sharing a KV
+     * head) from dout and the forward's q, k, v, out, lse. */
+    void (*attention_bwd)(const float *q, const float *k, const float *v, const int32_t *doc, const float *out,
+                          const float *lse, const float *dout, float *dq, float *dk, float *dv, int64_t T,
+                          int64_t n_heads, int64_t n_kv_heads, int64_t hd, float *scratch);
+    /* Fused lm_head + cross-entropy, forward and backward, in chunks of vocabulary so the [T, V]
+     * logits never exist: logits = x[T,H] @ W[V,H]^T (W f32 when wq is NULL, else quantized wq).
+     * Rows with labels[t] < 0 (ignore index -100) are skipped. Returns the SUM of -log p(label)
+     * over unmasked rows (double) and, when dx is non-NULL, writes dx[T,H] = grad_scale *
+     * d(sum)/dx (0 on masked rows); *n_valid gets the unmasked count. scratch:
+     * lt_ce_scratch(T, H, V) floats. */
+    double (*ce_loss)(const float *x, const float *w, const lt_qtensor *wq, const int32_t *labels, float *dx,
+                      float grad_scale, int64_t T, int64_t H, int64_t V, int64_t *n_valid, float *scratch);
 } lt_backend;
 
 const lt_backend *lt_backend_cpu(void);
 int64_t lt_attention_scratch(int64_t T, int64_t n_past, int64_t n_heads);
 int64_t lt_qlinear_scratch(int64_t M, int64_t K, int64_t N);
+int64_t lt_qlinear_dx_scratch(int64_t M, int64_t K, int64_t N);
+int64_t lt_attention_train_scratch(int64_t T, int64_t n_heads, int64_t hd);
+int64_t lt_ce_scratch(int64_t T, int64_t H, int64_t V);
 
 /* RoPE inverse frequencies for a head_dim (d/2 values), with optional llama3 scaling:
  * inv_freq[i] = 1 / theta^(2i/d), computed as transformers does (float32 exponent). */

@@ -23,4 +23,24 @@ void lt_cpu_qlinear(const float *x, const lt_qtensor *w, const float *bias, floa
 const char *lt_cpu_qlinear_isa(void);
 const char *lt_cpu_qlinear_isa_set(const char *want);
 
+/* Training ops (see backend.h for shapes and meaning). cpu_train_ops.c: */
+void lt_cpu_matmul_nn(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta);
+void lt_cpu_matmul_tn(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta);
+void lt_cpu_qlinear_dx(const float *dy, const lt_qtensor *w, float *dx, int64_t M, int64_t K, int64_t N, float beta,
+                       float *scratch);
+void lt_cpu_rmsnorm_bwd(const float *x, const float *g, const float *dy, float *dx, int64_t rows, int64_t dim,
+                        float eps, float beta);
+void lt_cpu_rope_bwd(float *dx, const int32_t *pos, int64_t T, int64_t n_heads, int64_t head_dim,
+                     const float *inv_freq);
+void lt_cpu_swiglu_bwd(const float *gate, const float *up, const float *dout, float *dgate, float *dup, int64_t n);
+/* cpu_attention_train.c: */
+void lt_cpu_attention_fwd(const float *q, const float *k, const float *v, const int32_t *doc, float *out, float *lse,
+                          int64_t T, int64_t n_heads, int64_t n_kv_heads, int64_t hd, float *scratch);
+void lt_cpu_attention_bwd(const float *q, const float *k, const float *v, const int32_t *doc, const float *out,
+                          const float *lse, const float *dout, float *dq, float *dk, float *dv, int64_t T,
+                          int64_t n_heads, int64_t n_kv_heads, int64_t hd, float *scratch);
+/* cpu_ce.c: */
+double lt_cpu_ce_loss(const float *x, const float *w, const lt_qtensor *wq, const int32_t *labels, float *dx,
+                      float grad_scale, int64_t T, int64_t H, int64_t V, int64_t *n_valid, float *scratch);
+
 #endif
