@@ -46,6 +46,8 @@ TMP=${3:?usage: forward.sh LOFT_BINARY SOURCE_DIR SCRATCH_DIR}
 PY=/usr/bin/python3
 REF=$SRC/tools/reference/llama_ref.py
 CMP=$SRC/tools/reference/compare_logits.py
+# shellcheck source=../../tools/reference/check_model.sh
+. "$SRC/tools/reference/check_model.sh"
 MODE=${4:-f32} # "quant": the quantized path, one model per architecture x every format
 FORMATS=(nf4 nf4_nodq mxfp4 nvfp4 q8_0 bf16)
 EXPORT=$(dirname "$LOFT")/quant_export
@@ -104,55 +106,13 @@ MODELS=(
 fail=0
 table=()
 
-# check NAME LOFT_MODEL REF_MODEL IDS N_IDS PROMPT VOCAB NSHARDS LOG [loft args...]
-# logits and greedy generation of loft (on LOFT_MODEL, with the extra args) against the reference
-# (on REF_MODEL); appends a row to the table.
+# check NAME LOFT_MODEL REF_MODEL IDS N_IDS PROMPT VOCAB NSHARDS LOG [loft args...]: ref_check_model
+# (tools/reference/check_model.sh) and a row of the table.
 check() {
-    local name=$1 lmodel=$2 rmodel=$3 ids=$4 n_ids=$5 prompt=$6 vocab=$7 nshards=$8 log=$9
+    local name=$1 lmodel=$2 rmodel=$3 ids=$4 prompt=$6 vocab=$7 nshards=$8 log=$9
     shift 9
-    local status=ok rel="-" gen="-" line rc a b rc_a rc_b distinct
-    if "$LOFT" logits --model "$lmodel" --ids "$ids" --out "$TMP/$name.loft.bin" "$@" >>"$log" 2>&1 &&
-        "$PY" "$REF" logits --model "$rmodel" --ids "$ids" --out "$TMP/$name.ref.bin" >>"$log" 2>&1; then
-        line=$("$PY" "$CMP" --loft "$TMP/$name.loft.bin" --ref "$TMP/$name.ref.bin" --rows "$n_ids" --vocab "$vocab" \
-            --label "$name")
-        rc=$?
-        echo "$line"
-        rel=$(echo "$line" | sed -n 's/.*rel_err=\([^ ]*\).*/\1/p')
-        [ $rc -eq 0 ] || { status=FAIL; fail=1; }
-    else
-        echo "forward.sh: $name: logits failed:" >&2
-        cat "$log" >&2
-        status=FAIL
-        fail=1
-    fi
-
-    # greedy generation: loft with its KV cache vs the reference's full recomputation
-    a=$("$LOFT" generate --model "$lmodel" --prompt-ids "$prompt" --max-tokens 32 --temperature 0 --ignore-eos \
-        "$@" 2>>"$log")
-    rc_a=$?
-    b=$("$PY" "$REF" generate --model "$rmodel" --prompt-ids "$prompt" --max-tokens 32 2>>"$log")
-    rc_b=$?
-    a=$(echo $a)
-    b=$(echo $b)
-    if [ $rc_a -ne 0 ] || [ $rc_b -ne 0 ]; then
-        echo "forward.sh: $name: generate failed (loft rc $rc_a, reference rc $rc_b):" >&2
-        cat "$log" >&2
-        status=FAIL
-        fail=1
-    elif [ "$a" != "$b" ] || [ "$(echo "$a" | wc -w)" -ne 32 ]; then
-        echo "forward.sh: $name: greedy tokens differ" >&2
-        echo "  loft:      $a" >&2
-        echo "  reference: $b" >&2
-        "$PY" "$REF" generate --model "$rmodel" --prompt-ids "$prompt" --max-tokens 32 --gaps 2>&1 >/dev/null |
-            sed 's/^/  reference /' >&2
-        status=FAIL
-        fail=1
-        gen="differ"
-    else
-        distinct=$(echo "$a" | tr ' ' '\n' | sort -u | wc -l)
-        gen="32 same ($distinct distinct)"
-    fi
-    table+=("$(printf '%-20s %-12s %-6s %-26s %s' "$name" "$rel" "$nshards" "$gen" "$status")")
+    ref_check_model "$name" "$lmodel" "$rmodel" "$ids" "$prompt" "$vocab" "$log" "$@"
+    table+=("$(printf '%-20s %-12s %-6s %-26s %s' "$name" "$CHECK_REL" "$nshards" "$CHECK_GEN" "$CHECK_STATUS")")
 }
 
 for spec in "${MODELS[@]}"; do
@@ -163,10 +123,9 @@ for spec in "${MODELS[@]}"; do
     log=$TMP/$name.log
     # 26 ids spread over the vocabulary, including 0 and vocab-1; a 20-id prompt (long enough for
     # the attention op's GEMM path in the prefill, then the per-row path for each decoded token)
-    ids=$(for i in $(seq 0 23); do echo $(((i * 97 + seed * 31) % vocab)); done | paste -sd, -)
-    ids="0,$ids,$((vocab - 1))"
+    ids=$(ref_ids "$vocab" "$seed")
     n_ids=$(echo "$ids" | tr ',' '\n' | wc -l)
-    prompt=$(for i in $(seq 1 20); do echo $(((i * 53 + seed * 7) % vocab)); done | paste -sd, -)
+    prompt=$(ref_prompt "$vocab" "$seed")
     # shellcheck disable=SC2086
     if ! "$LOFT" make-model --config "$TMP/$cfg.json" --seed "$seed" --out "$dir" $extra >"$log" 2>&1 ||
         ! "$PY" "$REF" perturb-norms --model "$dir" --seed "$seed" >>"$log" 2>&1; then

@@ -48,6 +48,8 @@ PY=/usr/bin/python3
 REF=$SRC/tools/reference/llama_ref.py
 GREF=$SRC/tools/reference/gguf_ref.py
 CMP=$SRC/tools/reference/compare_logits.py
+# shellcheck source=../../tools/reference/check_model.sh
+. "$SRC/tools/reference/check_model.sh"
 EXPORT=$(dirname "$LOFT")/quant_export
 
 if ! "$PY" -c 'import torch, numpy' 2>/dev/null; then
@@ -112,60 +114,22 @@ MODELS=(
 fail=0
 table=()
 
-# check NAME FILE REF_DIR IDS N_IDS PROMPT VOCAB LOG [loft args...]: logits and greedy generation of
-# loft on FILE (with the extra args) against the reference on REF_DIR; appends a row to the table.
+# check NAME FILE REF_DIR IDS N_IDS PROMPT VOCAB LOG [loft args...]: ref_check_model
+# (tools/reference/check_model.sh) on the GGUF FILE against REF_DIR, and a row of the table.
 check() {
-    local name=$1 file=$2 rdir=$3 ids=$4 n_ids=$5 prompt=$6 vocab=$7 log=$8
+    local name=$1 file=$2 rdir=$3 ids=$4 prompt=$6 vocab=$7 log=$8
     shift 8
-    local status=ok rel="-" gen="-" line rc a b rc_a rc_b distinct
-    if "$LOFT" logits --model "$file" --ids "$ids" --out "$TMP/$name.loft.bin" "$@" >>"$log" 2>&1 &&
-        "$PY" "$REF" logits --model "$rdir" --ids "$ids" --out "$TMP/$name.ref.bin" >>"$log" 2>&1; then
-        line=$("$PY" "$CMP" --loft "$TMP/$name.loft.bin" --ref "$TMP/$name.ref.bin" --rows "$n_ids" --vocab "$vocab" \
-            --label "$name")
-        rc=$?
-        echo "$line"
-        rel=$(echo "$line" | sed -n 's/.*rel_err=\([^ ]*\).*/\1/p')
-        [ $rc -eq 0 ] || { status=FAIL; fail=1; }
-    else
-        echo "gguf_model.sh: $name: logits failed:" >&2
-        cat "$log" >&2
-        status=FAIL
-        fail=1
-    fi
-    a=$("$LOFT" generate --model "$file" --prompt-ids "$prompt" --max-tokens 32 --temperature 0 --ignore-eos \
-        "$@" 2>>"$log")
-    rc_a=$?
-    b=$("$PY" "$REF" generate --model "$rdir" --prompt-ids "$prompt" --max-tokens 32 2>>"$log")
-    rc_b=$?
-    a=$(echo $a)
-    b=$(echo $b)
-    if [ $rc_a -ne 0 ] || [ $rc_b -ne 0 ]; then
-        echo "gguf_model.sh: $name: generate failed (loft rc $rc_a, reference rc $rc_b):" >&2
-        cat "$log" >&2
-        status=FAIL
-        fail=1
-    elif [ "$a" != "$b" ] || [ "$(echo "$a" | wc -w)" -ne 32 ]; then
-        echo "gguf_model.sh: $name: greedy tokens differ" >&2
-        echo "  loft:      $a" >&2
-        echo "  reference: $b" >&2
-        status=FAIL
-        fail=1
-        gen="differ"
-    else
-        distinct=$(echo "$a" | tr ' ' '\n' | sort -u | wc -l)
-        gen="32 same ($distinct distinct)"
-    fi
-    table+=("$(printf '%-22s %-12s %-26s %s' "$name" "$rel" "$gen" "$status")")
+    ref_check_model "$name" "$file" "$rdir" "$ids" "$prompt" "$vocab" "$log" "$@"
+    table+=("$(printf '%-22s %-12s %-26s %s' "$name" "$CHECK_REL" "$CHECK_GEN" "$CHECK_STATUS")")
 }
 
 for spec in "${MODELS[@]}"; do
     read -r model vocab seed types <<<"$spec"
     hf=$TMP/$model-hf
     log=$TMP/$model.log
-    ids=$(for i in $(seq 0 23); do echo $(((i * 97 + seed * 31) % vocab)); done | paste -sd, -)
-    ids="0,$ids,$((vocab - 1))"
+    ids=$(ref_ids "$vocab" "$seed")
     n_ids=$(echo "$ids" | tr ',' '\n' | wc -l)
-    prompt=$(for i in $(seq 1 20); do echo $(((i * 53 + seed * 7) % vocab)); done | paste -sd, -)
+    prompt=$(ref_prompt "$vocab" "$seed")
     if ! "$LOFT" make-model --config "$TMP/$model.json" --seed "$seed" --out "$hf" --dtype f32 >"$log" 2>&1 ||
         ! "$PY" "$REF" perturb-norms --model "$hf" --seed "$seed" >>"$log" 2>&1; then
         echo "gguf_model.sh: $model: making the model failed:" >&2
