@@ -105,7 +105,7 @@ void jj_put(jctx *c, jj_buf *b, const char *p, size_t n) {
 void jj_puts(jctx *c, jj_buf *b, const char *s) { jj_put(c, b, s, strlen(s)); }
 
 jv jj_buf_take(jctx *c, jj_buf *b, size_t from) {
-    jv s = jv_str_copy(c, b->p + from, b->len - from);
+    jv s = jv_str_copy(c, b->p ? b->p + from : "", b->len - from); /* an empty buffer has no storage */
     b->len = from;
     if (b->p) b->p[from] = '\0';
     return s;

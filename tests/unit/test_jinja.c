@@ -162,6 +162,10 @@ static const jcase cases[] = {
      "{\"d\":{\"a\":1,\"b\":[2]}}", "1  2 [[\"a\", 1], [\"b\", [2]]] [\"a\", \"b\"] [1, [2]]"},
     {"{{ range(3) }} {{ range(1, 7, 2)|list }} {{ range(3, 0, -1)|list }} {{ range(0)|length }}", NULL,
      "[0, 1, 2] [1, 3, 5] [3, 2, 1] 0"},
+    /* found by tools/fuzz/fuzz_jinja.c: an empty slice of a list mapped and joined (the join of
+       nothing took a pointer into an empty buffer: UB) */
+    {"{{ m[::-0] | map(attribute='role') | join(',') }}|{{ [] | join }}|",
+     "{\"m\":[{\"role\":\"user\"}]}", "||"},
     {"{{ namespace(a=1) }} {{ namespace({'a': 1}, b=2) }} {{ true }}{{ True }}{{ False }}{{ none }}{{ None }}|", NULL,
      "{\"a\": 1} {\"a\": 1, \"b\": 2} truetruefalse|"},
 };
