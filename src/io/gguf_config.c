@@ -91,6 +91,8 @@ static bool lt_gc_llama3_matches(const float *div, int64_t half, double theta, i
  * {arch}.rope.scaling.original_context_length (else Meta's 8192) and low/high are solved for:
  *   - >= 2 interpolated divisors: s_i = (1/r_i - 1/factor)/(1 - 1/factor) is linear in 1/wl_i,
  *     s = A/wl + B with A = orig/(high-low), B = -low/(high-low): two points give A, B;
+ *   - exactly 1: edges on the line through it, steep enough for the neighbours (any such pair
+ *     gives the same divisors);
  *   - else Meta's low 1 / high 4, or (no interpolated divisor) band edges placed between the
  *     unscaled and the fully scaled wavelengths.
  * The candidate is accepted only if it reproduces every divisor. */
@@ -150,6 +152,29 @@ static lt_status lt_gc_rope_llama3(const lt_gc *g, lt_model_config *c) {
     if (!ok) {
         low = 1.0, high = 4.0;
         ok = lt_gc_llama3_matches(div, half, theta, d, factor, low, high, orig);
+    }
+    if (!ok && n_mid == 1) {
+        /* one interpolated divisor: one equation for two edges. In u = 1/wl the ramp s(u) is a line
+         * from (u_low, 0) to (u_high, 1) through (u1, s1); any slope steep enough to keep the fully
+         * scaled frequencies below u_low and the unscaled ones above u_high reproduces every divisor
+         * (the result is checked below), so take twice the least such slope. */
+        double u1 = 1.0 / (2.0 * M_PI * pow(theta, (double)(2 * first) / (double)d));
+        double s1 = (1.0 / div[first] - 1.0 / factor) / (1.0 - 1.0 / factor);
+        double A = 1e-300;
+        if (min_full >= 0) {
+            double uf = 1.0 / (2.0 * M_PI * pow(theta, (double)(2 * min_full) / (double)d));
+            if (u1 > uf) A = fmax(A, s1 / (u1 - uf));
+        }
+        if (max_one >= 0) {
+            double uo = 1.0 / (2.0 * M_PI * pow(theta, (double)(2 * max_one) / (double)d));
+            if (uo > u1) A = fmax(A, (1.0 - s1) / (uo - u1));
+        }
+        A *= 2.0;
+        if (s1 > 0 && s1 < 1) {
+            low = (u1 - s1 / A) * orig;
+            high = (u1 + (1.0 - s1) / A) * orig;
+            ok = lt_gc_llama3_matches(div, half, theta, d, factor, low, high, orig);
+        }
     }
     if (!ok && n_mid == 0 && max_one >= 0 && min_full > max_one) {
         double a = 2.0 * M_PI * pow(theta, (double)(2 * max_one) / (double)d);

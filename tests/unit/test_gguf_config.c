@@ -164,6 +164,25 @@ static void test_rope_llama3(void) {
     gw_llama3_freqs(500000.0f, 16, 8.0, 1.0, 4.0, 64, g_freqs);
     CHECK_OK(convert(&m, NULL, &c));
     CHECK(c.rope_kind == LT_ROPE_LLAMA3 && c.rope_low_freq_factor == 1.0 && c.rope_high_freq_factor == 4.0);
+    /* one interpolated frequency with other band edges (low 0.2 / high 1, low 1.5 / high 3
+     * one equation, two unknowns): the edges are not identifiable, but the recovered ones must give the same
+     * frequencies as the true ones */
+    for (int variant = 0; variant < 2; variant++) {
+        const double lo = variant ? 1.5 : 0.2, hi = variant ? 3.0 : 1.0;
+        gw_llama3_freqs(500000.0f, 16, 8.0, lo, hi, 64, g_freqs);
+        int n_mid = 0;
+        for (int i = 0; i < 8; i++) n_mid += g_freqs[i] > 1.0f && g_freqs[i] < 8.0f;
+        CHECKF(n_mid == 1, "variant %d has %d interpolated frequencies, the case needs 1", variant, n_mid);
+        CHECK_OK(convert(&m, NULL, &c));
+        CHECK(c.rope_kind == LT_ROPE_LLAMA3 && c.rope_factor == 8.0);
+        hf_inv_freq(&c, got);
+        ref = c;
+        ref.rope_low_freq_factor = lo, ref.rope_high_freq_factor = hi;
+        hf_inv_freq(&ref, want);
+        for (int i = 0; i < 8; i++) /* 1e-5: float32 storage of the divisors, as above */
+            CHECKF(fabs(got[i] - want[i]) <= 1e-5 * want[i], "variant %d freq %d: %g vs %g", variant, i, got[i],
+                   want[i]);
+    }
     /* head_dim 4 (2 frequencies), orig unknown: nothing in between; band edges are placed between */
     m = base_model("llama");
     m.heads = 16, m.kv_heads = 4, m.rope_freqs = g_freqs; /* 64 / 16 = 4 */
