@@ -177,6 +177,12 @@ static const lt_backend lt_cpu_backend = {
     .swiglu = cpu_swiglu,
     .embedding = cpu_embedding,
     .add = cpu_add,
+    .matmul_nn = lt_cpu_matmul_nn,
+    .matmul_tn = lt_cpu_matmul_tn,
+    .qlinear_dx = lt_cpu_qlinear_dx,
+    .rmsnorm_bwd = lt_cpu_rmsnorm_bwd,
+    .rope_bwd = lt_cpu_rope_bwd,
+    .swiglu_bwd = lt_cpu_swiglu_bwd,
 };
 
 /* OpenBLAS runs its own thread pool; keep it the same size as loft's (LOFT_THREADS) so one
