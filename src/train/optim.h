@@ -29,8 +29,10 @@ void lt_adamw_step(const lt_adamw_cfg *c, double lr, int64_t t, float *p, const 
                    int64_t n);
 
 /* Global L2 norm over n tensors (grads[i] has sizes[i] floats); when it exceeds max_norm (> 0) every
- * gradient is scaled by max_norm / (norm + 1e-6), as clip_grad_norm_ does. Returns the norm before
- * clipping (inf/nan propagate so the caller can skip the step). */
+ * gradient is scaled by max_norm / (norm + 1e-6), with the coefficient formed in f32 as
+ * clip_grad_norm_ forms it. Returns the norm before clipping. max_norm <= 0 only measures. An
+ * infinite or NaN norm is returned with the gradients left untouched (torch would multiply them by
+ * 0 or NaN) so that the caller can skip the step and say why. */
 double lt_clip_grad_norm(float *const *grads, const int64_t *sizes, int64_t n, double max_norm);
 
 typedef enum lt_lr_kind { LT_LR_CONSTANT = 0, LT_LR_LINEAR, LT_LR_COSINE } lt_lr_kind;
