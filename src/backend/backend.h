@@ -110,6 +110,8 @@ const lt_backend *lt_backend_cpu(void);
 int64_t lt_attention_scratch(int64_t T, int64_t n_past, int64_t n_heads);
 int64_t lt_qlinear_scratch(int64_t M, int64_t K, int64_t N);
 int64_t lt_qlinear_dx_scratch(int64_t M, int64_t K, int64_t N);
+/* Scratch of the training attention: depends on lt_threads_get() (one slice per worker), so size
+ * it with the thread count the call will run with. */
 int64_t lt_attention_train_scratch(int64_t T, int64_t n_heads, int64_t hd);
 int64_t lt_ce_scratch(int64_t T, int64_t H, int64_t V);
 

@@ -183,6 +183,9 @@ static const lt_backend lt_cpu_backend = {
     .rmsnorm_bwd = lt_cpu_rmsnorm_bwd,
     .rope_bwd = lt_cpu_rope_bwd,
     .swiglu_bwd = lt_cpu_swiglu_bwd,
+    .attention_fwd = lt_cpu_attention_fwd,
+    .attention_bwd = lt_cpu_attention_bwd,
+    .ce_loss = lt_cpu_ce_loss,
 };
 
 /* OpenBLAS runs its own thread pool; keep it the same size as loft's (LOFT_THREADS) so one
