@@ -640,7 +640,7 @@ lt_status jj_render_vars(const lt_jinja *t, size_t n, const char *const *names, 
     jctx *c = calloc(1, sizeof *c);
     if (!c) return lt_errorf(LT_ERR_NOMEM, "%s: out of memory", t->name);
     c->t = t;
-    c->arena.cap = (size_t)1 << 30; /* working memory of one render; a chat prompt needs a few MiB */
+    c->arena.cap = (size_t)256 << 20; /* working memory of one render; a chat prompt needs a few MiB */
     lt_status st = NULL;
     if (render_protected(c, n, names, vals)) {
         st = c->err;

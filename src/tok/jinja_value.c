@@ -78,7 +78,10 @@ _Noreturn void jj_fail(jctx *c, uint32_t pos, lt_err_code code, const char *fmt,
 
 /* ---------------------------------------------------------------- buffers */
 
-#define JJ_MAX_OUTPUT ((size_t)1 << 30) /* a rendered prompt beyond 1 GiB is a runaway template */
+/* a rendered prompt (or any string built while rendering) beyond 64 MiB is a runaway template: a
+ * 1M-token context is ~4-6 MB of text. The bound also keeps a hostile template (repeated joins that
+ * multiply a string) from spending minutes and gigabytes before it is refused. */
+#define JJ_MAX_OUTPUT ((size_t)64 << 20)
 
 bool jj_buf_put(jj_buf *b, const char *p, size_t n) {
     if (n > JJ_MAX_OUTPUT || b->len > JJ_MAX_OUTPUT - n) return false;
