@@ -6,14 +6,16 @@
  *   lt_lora_cfg c = {.r = 16, .alpha = 32, .targets = LT_LORA_ALL_LINEAR, .seed = 1};
  *   lt_lora *a; lt_status st = lt_lora_create(model_cfg, &c, pool, &a);     // PEFT init
  *   const lt_lora_mod *m = lt_lora_get(a, layer, LT_LORA_Q);                 // NULL when not targeted
- *   lt_lora_forward(m, x, y, T);                                             // y += s * (x A^T) B^T
- *   lt_lora_backward(m, x, dy, dx, T, xa);                                   // grads += ..., dx += ...
+ *   lt_lora_forward(be, m, x, y, T, xa);                                     // y += s * (x A^T) B^T
+ *   lt_lora_backward(be, mut, x, dy, xa, dx, T, scratch);                    // grads += ..., dx += ...
  *
  * Storage per adapted module: A and B as BF16 (what forward/backward compute with: the adapter as it
  * will be served and exported), FP32 master copies (what AdamW updates; the BF16 copies are re-rounded
  * from them after each step — small updates would vanish if applied to BF16 directly: lr*update is often
- * below half a BF16 ulp of the weight), FP32 gradients, and FP32 AdamW moments. Tags: ADAPTER for
- * BF16 + master + grads, OPTIMIZER for the moments.
+ * below half a BF16 ulp of the weight), FP32 gradients, and FP32 AdamW moments; plus f32 copies of
+ * the BF16 values (A, A^T, s*B, (s*B)^T: exact conversions, refreshed by lt_lora_sync_bf16) so the
+ * deterministic tiled matmuls can run on them: ~18 bytes per parameter under tag ADAPTER, 8 (the
+ * moments) under OPTIMIZER — what the planner must count.
  *
  * Initialisation as PEFT's default (init_lora_weights=True): A ~ kaiming_uniform(a = sqrt(5)), i.e.
  * U(-1/sqrt(in), 1/sqrt(in)), drawn from the counter-based RNG keyed by (seed, layer, module) so it
