@@ -37,7 +37,8 @@ import torch
 
 
 def read_safetensors(path):
-    """name -> float32 torch tensor, for one .safetensors file (F32, F16, BF16)."""
+    """name -> float32 torch tensor, for one .safetensors file (F32, F16, BF16; F64 tensors, which
+    model files do not hold but reference adapters and gradients may, stay float64)."""
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < 8:
@@ -59,13 +60,15 @@ def read_safetensors(path):
         raw = np.frombuffer(data, dtype=np.uint8, count=end - begin, offset=base + begin)
         if dtype == "F32":
             arr = raw.view("<f4").astype(np.float32)
+        elif dtype == "F64":
+            arr = raw.view("<f8").astype(np.float64)
         elif dtype == "F16":
             arr = raw.view("<f2").astype(np.float32)
         elif dtype == "BF16":
             # bf16 is the top half of an f32: widen the 16 bits and shift them into place
             arr = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
         else:
-            raise ValueError("%s: tensor %s has dtype %s (reference reads F32/F16/BF16)" % (path, name, dtype))
+            raise ValueError("%s: tensor %s has dtype %s (reference reads F32/F16/BF16/F64)" % (path, name, dtype))
         if arr.size != count:
             raise ValueError("%s: tensor %s: %d elements for shape %s" % (path, name, arr.size, shape))
         out[name] = torch.from_numpy(arr.reshape(shape).copy())
@@ -182,30 +185,53 @@ class Model:
             raise KeyError("the model files have no tensor %s" % name)
         return self.w[name]
 
-    def _linear(self, x, prefix, bias):
+    def _linear(self, x, prefix, bias, delta=None):
         y = x @ self._get(prefix + ".weight").T
         if bias:
             y = y + self._get(prefix + ".bias")
+        if delta is not None:
+            d = delta(prefix, x)  # e.g. a LoRA branch; None = this Linear is not adapted
+            if d is not None:
+                y = y + d
         return y
 
     def logits(self, ids):
         """ids: list of ints -> [n, vocab] logits (every position)."""
+        return self.forward(ids)
+
+    def forward(self, ids, positions=None, doc=None, delta=None, softmax_dtype=torch.float32):
+        """The general forward pass; logits() is forward(ids) with every default.
+        ids: list of ints, T of them -> [T, vocab] logits.
+        positions: list of T ints, the RoPE position of each token (default 0..T-1).
+        doc: list of T document ids (packing): a query attends only to keys of the same document
+             (and, as always, not to later keys). Default: one document.
+        delta: callable(prefix, x) -> tensor or None, added to the output of the Linear named
+             prefix (e.g. "model.layers.0.self_attn.q_proj") after its bias: the LoRA hook.
+        softmax_dtype: the dtype attention's softmax runs in (HF: float32; float64 for an exact
+             reference)."""
         c = self.cfg
         T = len(ids)
         nh, nkv, hd = c.n_heads, c.n_kv, c.head_dim
         x = self._get("model.embed_tokens.weight")[torch.tensor(ids, dtype=torch.int64)]
-        # positions 0..T-1; angle = pos * inv_freq in float32 (HF: inv_freq @ position_ids)
-        freqs = torch.arange(T, dtype=torch.float32)[:, None] * self.inv_freq[None, :]
+        # positions 0..T-1 by default; angle = pos * inv_freq in float32 (HF: inv_freq @ position_ids)
+        if positions is None:
+            pos = torch.arange(T, dtype=torch.float32)
+        else:
+            pos = torch.tensor(positions, dtype=torch.int64).to(torch.float32)
+        freqs = pos[:, None] * self.inv_freq[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
         cos, sin = emb.cos().to(self.dtype), emb.sin().to(self.dtype)  # [T, hd]
         causal = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)  # True = masked (key > query)
+        if doc is not None:
+            d = torch.tensor(doc, dtype=torch.int64)
+            causal = causal | (d[:, None] != d[None, :])  # also masked: a key in another document
         scaling = hd ** -0.5
         for layer in range(c.n_layers):
             p = "model.layers.%d" % layer
             h = rms_norm(x, self._get(p + ".input_layernorm.weight"), c.eps)
-            q = self._linear(h, p + ".self_attn.q_proj", c.qkv_bias).view(T, nh, hd)
-            k = self._linear(h, p + ".self_attn.k_proj", c.qkv_bias).view(T, nkv, hd)
-            v = self._linear(h, p + ".self_attn.v_proj", c.qkv_bias).view(T, nkv, hd)
+            q = self._linear(h, p + ".self_attn.q_proj", c.qkv_bias, delta).view(T, nh, hd)
+            k = self._linear(h, p + ".self_attn.k_proj", c.qkv_bias, delta).view(T, nkv, hd)
+            v = self._linear(h, p + ".self_attn.v_proj", c.qkv_bias, delta).view(T, nkv, hd)
             if c.qk_norm:
                 q = rms_norm(q, self._get(p + ".self_attn.q_norm.weight"), c.eps)
                 k = rms_norm(k, self._get(p + ".self_attn.k_norm.weight"), c.eps)
@@ -217,13 +243,13 @@ class Model:
             v = v[:, None].expand(nkv, group, T, hd).reshape(nh, T, hd)
             scores = (q @ k.transpose(1, 2)) * scaling
             scores = scores.masked_fill(causal, float("-inf"))
-            probs = torch.softmax(scores.to(torch.float32), dim=-1).to(self.dtype)
+            probs = torch.softmax(scores.to(softmax_dtype), dim=-1).to(self.dtype)
             att = (probs @ v).transpose(0, 1).reshape(T, nh * hd)
-            x = x + self._linear(att, p + ".self_attn.o_proj", c.o_bias)
+            x = x + self._linear(att, p + ".self_attn.o_proj", c.o_bias, delta)
             h = rms_norm(x, self._get(p + ".post_attention_layernorm.weight"), c.eps)
-            g = self._linear(h, p + ".mlp.gate_proj", c.mlp_bias)
-            u = self._linear(h, p + ".mlp.up_proj", c.mlp_bias)
-            x = x + self._linear(torch.nn.functional.silu(g) * u, p + ".mlp.down_proj", c.mlp_bias)
+            g = self._linear(h, p + ".mlp.gate_proj", c.mlp_bias, delta)
+            u = self._linear(h, p + ".mlp.up_proj", c.mlp_bias, delta)
+            x = x + self._linear(torch.nn.functional.silu(g) * u, p + ".mlp.down_proj", c.mlp_bias, delta)
         x = rms_norm(x, self._get("model.norm.weight"), c.eps)
         head = self._get("model.embed_tokens.weight") if c.tie else self._get("lm_head.weight")
         return x @ head.T
