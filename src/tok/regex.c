@@ -64,6 +64,29 @@ static bool lt_is_alpha(char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
 static bool lt_is_alnum(char c) { return lt_is_alpha(c) || (c >= '0' && c <= '9'); }
 
 /* Reads a hex escape at t->pat[i] ("\x{...}", "\xHH", "\uHHHH"); returns its length or 0. */
+/* The control-character escapes both translations (inside and outside a class) spell the same way
+ * in PCRE2: \n \r \t \f, and \v \a \e, which PCRE2 reads differently, as hex. NULL otherwise. */
+static const char *lt_tr_ctrl_escape(char c) {
+    switch (c) {
+    case 'n':
+        return "\\n";
+    case 'r':
+        return "\\r";
+    case 't':
+        return "\\t";
+    case 'f':
+        return "\\f";
+    case 'v':
+        return "\\x0B";
+    case 'a':
+        return "\\x07";
+    case 'e':
+        return "\\x1B";
+    default:
+        return NULL;
+    }
+}
+
 static size_t lt_tr_hex(const lt_tr *t, size_t i, uint32_t *cp) {
     const char *p = t->pat + i;
     size_t rest = t->len - i, n = 0;
@@ -209,75 +232,55 @@ static size_t lt_tr_class_escape(lt_tr *t, size_t i, lt_buf *frag, lt_buf *alts,
         put = tmp;
     } else {
         n = 2;
-        switch (c) {
-        case 'n':
-            put = "\\n";
-            break;
-        case 'r':
-            put = "\\r";
-            break;
-        case 't':
-            put = "\\t";
-            break;
-        case 'f':
-            put = "\\f";
-            break;
-        case 'v':
-            put = "\\x0B";
-            break;
-        case 'a':
-            put = "\\x07";
-            break;
-        case 'e':
-            put = "\\x1B";
-            break;
-        case 'h':
-            put = "0-9A-Fa-f", *set = true;
-            break;
-        case 'w':
-            put = LT_WORD_IN_CLASS, *set = true;
-            break;
-        case 'd':
-            put = "\\p{Nd}", *set = true;
-            break;
-        case 'D':
-            put = "\\P{Nd}", *set = true;
-            break;
-        case 's':
-            put = LT_WS_BODY, *set = true;
-            break;
-        case 'S':
-            put = "\\P{White_Space}", *set = true;
-            break;
-        case 'W':
-            alt = "[^" LT_WORD_IN_CLASS "]", *set = true;
-            break;
-        case 'H':
-            alt = "[^0-9A-Fa-f]", *set = true;
-            break;
-        case 'c':
-            if (i + 2 < t->len && lt_is_alpha(t->pat[i + 2])) {
-                snprintf(tmp, sizeof tmp, "\\c%c", t->pat[i + 2]);
-                put = tmp;
-                n = 3;
+        put = lt_tr_ctrl_escape(c);
+        if (!put) switch (c) {
+            case 'h':
+                put = "0-9A-Fa-f", *set = true;
                 break;
-            }
-            t->err = "bad \\c escape";
-            return 0;
-        default:
-            if ((unsigned char)c >= 0x80) {
-                n = 1 + lt_utf8_next(t->pat + i + 1, &cp);
-                if (!lt_buf_put(frag, t->pat + i + 1, n - 1)) t->err = "out of memory";
-                return t->err ? 0 : n;
-            }
-            if (lt_is_alnum(c) && c != 'b' && !(c >= '0' && c <= '7')) {
-                t->err = "unsupported escape in a character class";
-                t->err_at = i;
+            case 'w':
+                put = LT_WORD_IN_CLASS, *set = true;
+                break;
+            case 'd':
+                put = "\\p{Nd}", *set = true;
+                break;
+            case 'D':
+                put = "\\P{Nd}", *set = true;
+                break;
+            case 's':
+                put = LT_WS_BODY, *set = true;
+                break;
+            case 'S':
+                put = "\\P{White_Space}", *set = true;
+                break;
+            case 'W':
+                alt = "[^" LT_WORD_IN_CLASS "]", *set = true;
+                break;
+            case 'H':
+                alt = "[^0-9A-Fa-f]", *set = true;
+                break;
+            case 'c':
+                if (i + 2 < t->len && lt_is_alpha(t->pat[i + 2])) {
+                    snprintf(tmp, sizeof tmp, "\\c%c", t->pat[i + 2]);
+                    put = tmp;
+                    n = 3;
+                    break;
+                }
+                t->err = "bad \\c escape";
                 return 0;
+            default:
+                if ((unsigned char)c >= 0x80) {
+                    n = 1 + lt_utf8_next(t->pat + i + 1, &cp);
+                    if (!lt_buf_put(frag, t->pat + i + 1, n - 1)) t->err = "out of memory";
+                    return t->err ? 0 : n;
+                }
+                if (lt_is_alnum(c) && c != 'b' && !(c >= '0' && c <= '7')) {
+                    t->err = "unsupported escape in a character class";
+                    t->err_at = i;
+                    return 0;
+                }
+                snprintf(tmp, sizeof tmp, "\\%c", c);
+                put = tmp;
             }
-            snprintf(tmp, sizeof tmp, "\\%c", c);
-            put = tmp;
-        }
     }
     if (put && !lt_buf_put(frag, put, strlen(put))) t->err = "out of memory";
     if (alt && (!lt_buf_put(alts, "|", 1) || !lt_buf_put(alts, alt, strlen(alt)))) t->err = "out of memory";
@@ -491,94 +494,76 @@ static bool lt_translate(lt_tr *t) {
                 lt_tr_cp(t, cp, fold);
             } else {
                 n = 2;
-                switch (e) {
-                case 'G':
-                    put = "";
-                    break;
-                case 'n':
-                    put = "\\n";
-                    break;
-                case 'r':
-                    put = "\\r";
-                    break;
-                case 't':
-                    put = "\\t";
-                    break;
-                case 'f':
-                    put = "\\f";
-                    break;
-                case 'v':
-                    put = "\\x0B";
-                    break;
-                case 'a':
-                    put = "\\x07";
-                    break;
-                case 'e':
-                    put = "\\x1B";
-                    break;
-                case 'A':
-                    put = "\\A";
-                    break;
-                case 'z':
-                    put = "\\z";
-                    break;
-                case 'Z':
-                    put = "(?=\\n?\\z)";
-                    break;
-                case 'h':
-                    put = "[0-9A-Fa-f]";
-                    break;
-                case 'H':
-                    put = "[^0-9A-Fa-f]";
-                    break;
-                case 'w':
-                    put = LT_WORD_CLASS;
-                    break;
-                case 'W':
-                    put = LT_NONWORD_CLASS;
-                    break;
-                case 'd':
-                    put = "\\p{Nd}";
-                    break;
-                case 'D':
-                    put = "\\P{Nd}";
-                    break;
-                case 's':
-                    put = "[" LT_WS_BODY "]";
-                    break;
-                case 'S':
-                    put = "[^" LT_WS_BODY "]";
-                    break;
-                case 'b':
-                    put = "(?:(?<!" LT_WORD_CLASS ")(?=" LT_WORD_CLASS ")|(?<=" LT_WORD_CLASS ")(?!" LT_WORD_CLASS "))";
-                    break;
-                case 'B':
-                    put = "(?:(?<!" LT_WORD_CLASS ")(?!" LT_WORD_CLASS ")|(?<=" LT_WORD_CLASS ")(?=" LT_WORD_CLASS "))";
-                    break;
-                case 'c':
-                    if (i + 2 < t->len && lt_is_alpha(t->pat[i + 2])) {
-                        char tmp[4] = {'\\', 'c', t->pat[i + 2], 0};
-                        lt_tr_put(t, tmp);
-                        n = 3;
+                put = lt_tr_ctrl_escape(e);
+                if (!put) switch (e) {
+                    case 'G':
+                        put = "";
                         break;
-                    }
-                    t->err = "bad \\c escape";
-                    break;
-                default:
-                    if (lt_is_alnum(e)) {
-                        /* back-references and the like: PCRE2 spells them as onig does */
-                        if (e == 'C' || e == 'K' || e == 'R' || e == 'X' || e == 'Q' || e == 'E' || e == 'g' ||
-                            e == 'k' || e == 'x' || e == 'u' || e == 'p' || e == 'P' || e == 'o' || e == 'N') {
-                            t->err = "unsupported escape";
-                            t->err_at = i;
+                    case 'A':
+                        put = "\\A";
+                        break;
+                    case 'z':
+                        put = "\\z";
+                        break;
+                    case 'Z':
+                        put = "(?=\\n?\\z)";
+                        break;
+                    case 'h':
+                        put = "[0-9A-Fa-f]";
+                        break;
+                    case 'H':
+                        put = "[^0-9A-Fa-f]";
+                        break;
+                    case 'w':
+                        put = LT_WORD_CLASS;
+                        break;
+                    case 'W':
+                        put = LT_NONWORD_CLASS;
+                        break;
+                    case 'd':
+                        put = "\\p{Nd}";
+                        break;
+                    case 'D':
+                        put = "\\P{Nd}";
+                        break;
+                    case 's':
+                        put = "[" LT_WS_BODY "]";
+                        break;
+                    case 'S':
+                        put = "[^" LT_WS_BODY "]";
+                        break;
+                    case 'b':
+                        put = "(?:(?<!" LT_WORD_CLASS ")(?=" LT_WORD_CLASS ")|(?<=" LT_WORD_CLASS ")(?!" LT_WORD_CLASS
+                              "))";
+                        break;
+                    case 'B':
+                        put = "(?:(?<!" LT_WORD_CLASS ")(?!" LT_WORD_CLASS ")|(?<=" LT_WORD_CLASS ")(?=" LT_WORD_CLASS
+                              "))";
+                        break;
+                    case 'c':
+                        if (i + 2 < t->len && lt_is_alpha(t->pat[i + 2])) {
+                            char tmp[4] = {'\\', 'c', t->pat[i + 2], 0};
+                            lt_tr_put(t, tmp);
+                            n = 3;
                             break;
                         }
-                        char tmp[3] = {'\\', e, 0};
-                        lt_tr_put(t, tmp);
-                    } else {
-                        n = 1 + lt_tr_literal(t, i + 1, false);
+                        t->err = "bad \\c escape";
+                        break;
+                    default:
+                        if (lt_is_alnum(e)) {
+                            /* back-references and the like: PCRE2 spells them as onig does */
+                            if (e == 'C' || e == 'K' || e == 'R' || e == 'X' || e == 'Q' || e == 'E' || e == 'g' ||
+                                e == 'k' || e == 'x' || e == 'u' || e == 'p' || e == 'P' || e == 'o' || e == 'N') {
+                                t->err = "unsupported escape";
+                                t->err_at = i;
+                                break;
+                            }
+                            char tmp[3] = {'\\', e, 0};
+                            lt_tr_put(t, tmp);
+                        } else {
+                            n = 1 + lt_tr_literal(t, i + 1, false);
+                        }
                     }
-                }
                 if (put) lt_tr_put(t, put);
             }
             i += n;

@@ -43,8 +43,9 @@ typedef struct att_ctx {
     float scale;
 } att_ctx;
 
-/* f32 dot product with 8 independent partial sums (lets the compiler vectorise). */
-static float att_dot(const float *a, const float *b, int64_t n) {
+/* f32 dot product with 8 independent partial sums (lets the compiler vectorise; fixed order, so
+ * the result does not depend on the caller's thread). */
+float lt_cpu_dot8(const float *a, const float *b, int64_t n) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -69,7 +70,7 @@ static void att_heads(void *vctx, int64_t begin, int64_t end) {
             const int64_t nk = c->n_past + t + 1; /* causal: keys 0 .. n_past + t */
             float mx = -INFINITY;
             for (int64_t j = 0; j < nk; j++) {
-                float x = att_dot(qv, c->k + j * kv_stride + kvh * hd, hd) * c->scale;
+                float x = lt_cpu_dot8(qv, c->k + j * kv_stride + kvh * hd, hd) * c->scale;
                 s[j] = x;
                 if (x > mx) mx = x;
             }

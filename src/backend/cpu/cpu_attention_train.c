@@ -51,17 +51,6 @@ typedef struct attt_ctx {
     atomic_llong next; /* next task to hand out */
 } attt_ctx;
 
-/* f32 dot product with 8 independent partial sums (vectorises; fixed order). */
-static float attt_dot(const float *a, const float *b, int64_t n) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) acc[l] += a[i + l] * b[i + l];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
 static void attt_axpy(float *y, float a, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
@@ -109,8 +98,8 @@ static void attt_scores(const attt_ctx *c, int64_t h, int64_t t0, int64_t qb, fl
         const float *ks = K + s * c->kv_stride;
         for (int64_t r = 0; r < qb; r++) {
             const int64_t t = t0 + r;
-            S[r * nk + s] =
-                attt_visible(c->doc, t, s) ? attt_dot(c->q + t * c->q_stride + h * hd, ks, hd) * c->scale : -INFINITY;
+            S[r * nk + s] = attt_visible(c->doc, t, s) ? lt_cpu_dot8(c->q + t * c->q_stride + h * hd, ks, hd) * c->scale
+                                                       : -INFINITY;
         }
     }
 }
@@ -168,7 +157,7 @@ static void attt_D_rows(void *vctx, int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; t++)
         for (int64_t h = 0; h < c->n_heads; h++) {
             const int64_t off = t * c->q_stride + h * c->hd;
-            c->D[t * c->n_heads + h] = attt_dot(c->dout + off, c->out + off, c->hd);
+            c->D[t * c->n_heads + h] = lt_cpu_dot8(c->dout + off, c->out + off, c->hd);
         }
 }
 
@@ -176,7 +165,7 @@ static void attt_D_rows(void *vctx, int64_t begin, int64_t end) {
 static inline float attt_ds(const attt_ctx *c, int64_t t, int64_t h, float x, const float *vs, float *p) {
     const int64_t off = t * c->q_stride + h * c->hd;
     *p = expf(x - c->lse[t * c->n_heads + h]);
-    const float dp = attt_dot(c->dout + off, vs, c->hd);
+    const float dp = lt_cpu_dot8(c->dout + off, vs, c->hd);
     return *p * (dp - c->D[t * c->n_heads + h]);
 }
 
@@ -221,7 +210,7 @@ static void attt_dkv_task(attt_ctx *c, int64_t task, float *unused) {
                 if (!attt_visible(c->doc, t, s)) continue;
                 const float *ks = c->k + s * c->kv_stride + kvh * hd, *vs = c->v + s * c->kv_stride + kvh * hd;
                 float p;
-                const float ds = attt_ds(c, t, h, attt_dot(qt, ks, hd) * c->scale, vs, &p);
+                const float ds = attt_ds(c, t, h, lt_cpu_dot8(qt, ks, hd) * c->scale, vs, &p);
                 attt_axpy(c->dv + s * c->kv_stride + kvh * hd, p, dt, hd);
                 attt_axpy(c->dk + s * c->kv_stride + kvh * hd, ds * c->scale, qt, hd);
             }

@@ -9,6 +9,9 @@
  * lt_parallel_for. Either way each index is processed by exactly one thread. */
 void lt_cpu_run(int64_t n, int64_t work, lt_range_fn fn, void *ctx);
 
+/* sum a[i]*b[i] over n floats with 8 partial sums in a fixed order (cpu_attention.c). */
+float lt_cpu_dot8(const float *a, const float *b, int64_t n);
+
 /* The attention entry of the CPU vtable (see backend.h for shapes). */
 void lt_cpu_attention(const float *q, const float *k, const float *v, float *out, int64_t T, int64_t n_past,
                       int64_t n_heads, int64_t n_kv_heads, int64_t hd, float *scratch);
