@@ -20,7 +20,10 @@ expect_fail() {
 out=$("$loft" --version) || fail "--version exited non-zero"
 case "$out" in *"loft "*"cuda backend:"*) ;; *) fail "--version output: $out" ;; esac
 
-for cmd in make-model inspect logits generate; do
+# every command `loft --help` lists has --help with a usage line
+cmds=$("$loft" --help | sed -n '/^commands:/,/^$/p' | awk 'NF>1 {print $1}')
+[ "$(echo "$cmds" | wc -w)" -ge 7 ] || fail "loft --help lists too few commands: $cmds"
+for cmd in $cmds; do
   out=$("$loft" "$cmd" --help) || fail "$cmd --help exited non-zero"
   case "$out" in *"usage: loft $cmd"*) ;; *) fail "$cmd --help lacks usage: $out" ;; esac
 done
@@ -72,6 +75,19 @@ out=$("$loft" logits --model "$tmp/tiny" --ids 5,6,7 --out "$tmp/qe.f32" --quant
 case "$out" in *"13 weights in q8_0"*"3 kept f32"*) ;; *) fail "quant summary with --quant-embeddings: $out" ;; esac
 cmp -s "$tmp/q.f32" "$tmp/qe.f32" && fail "quantizing the embeddings left the logits bit-identical"
 expect_fail "quant option without --quant" 2 "need --quant" -- "$loft" logits --model "$tmp/tiny" --ids 1 --out "$tmp/q.f32" --quant-lm-head
+
+# tokenize on a hand-written 4-token BPE: ids, merges, refusals that name what is wrong
+mkdir -p "$tmp/tok"
+echo '{"version":"1.0","added_tokens":[],"normalizer":null,"pre_tokenizer":null,"post_processor":null,"decoder":null,
+ "model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2,"<unk>":3},"merges":["a b"],"unk_token":"<unk>"}}' >"$tmp/tok/tokenizer.json"
+out=$(printf 'abab' | "$loft" tokenize --tokenizer "$tmp/tok") || fail "tokenize failed: $out"
+[ "$out" = "2 2" ] || fail "tokenize 'abab' gave '$out', expected '2 2' (the merge a+b)"
+out=$(printf 'ba' | "$loft" tokenize --tokenizer "$tmp/tok" | "$loft" tokenize --tokenizer "$tmp/tok" --decode)
+[ "$out" = "b a" ] || fail "decode of the ids of 'ba' gave '$out' (no decoder: tokens joined with spaces)"
+expect_fail "invalid UTF-8" 1 "byte offset 2" -- sh -c "printf 'ab\\377ab' | '$loft' tokenize --tokenizer '$tmp/tok'"
+expect_fail "bad jsonl line" 1 "stdin:3:" -- sh -c "printf '\"ab\"\\n\"b\"\\nnot json\\n' | '$loft' tokenize --tokenizer '$tmp/tok' --jsonl"
+expect_fail "id outside vocab" 1 "token id 9" -- sh -c "printf '2 9' | '$loft' tokenize --tokenizer '$tmp/tok' --decode"
+expect_fail "no tokenizer" 1 "tokenizer.json" -- "$loft" tokenize --tokenizer "$tmp/nonexistent"
 
 if [ $fails -ne 0 ]; then echo "$fails check(s) FAILED"; exit 1; fi
 echo "all CLI checks passed"
