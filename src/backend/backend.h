@@ -70,6 +70,9 @@ typedef struct lt_backend {
     /* c[M,N] = beta*c + a[K,M]^T @ b[K,N]. Weight gradient: dW[out,in] = dy[T,out]^T @ x[T,in]
      * (the reduction runs over K = tokens in a fixed order). */
     void (*matmul_tn)(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta);
+    /* c[M,N] = beta*c + a[M,K] @ b[N,K]^T: a Linear's forward (x W^T) where the bits must not depend
+     * on the thread count (training; `linear` is the faster threaded-BLAS form for inference). */
+    void (*matmul_nt)(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta);
     /* dx[M,K] = beta*dx + dy[M,N] @ dequant(w)[N,K]: the input gradient through a frozen quantized
      * weight (the base gets no gradient). scratch: lt_qlinear_dx_scratch(M, K, N) floats. */
     void (*qlinear_dx)(const float *dy, const lt_qtensor *w, float *dx, int64_t M, int64_t K, int64_t N, float beta,

@@ -102,10 +102,13 @@ static lt_status save_alloc_xa(const step_ctx *c, act_list *l, int64_t layer, st
 static void proj_fwd(const step_ctx *c, const lt_lin *w, const float *bias, int64_t layer, lt_lora_module mo,
                      const float *x, float *y, int64_t K, int64_t N, float *xa) {
     const lt_backend *be = c->m->be;
-    if (w->q)
-        be->qlinear(x, w->q, bias, y, c->T, K, N, c->scratch);
-    else
-        be->linear(x, w->f, bias, y, c->T, K, N);
+    if (w->q) {
+        be->qlinear(x, w->q, bias, y, c->T, K, N, c->scratch); /* deterministic for any thread count */
+    } else {
+        be->matmul_nt(x, w->f, y, c->T, K, N, 0.0f); /* not `linear`: threaded BLAS bits vary with threads */
+        if (bias)
+            for (int64_t t = 0; t < c->T; t++) be->add(y + t * N, bias, N);
+    }
     const lt_lora_mod *md = lt_lora_get(c->a, layer, mo);
     if (md) lt_lora_forward(be, md, x, y, c->T, xa);
 }

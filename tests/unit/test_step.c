@@ -233,7 +233,65 @@ static void run_model(const char *json, const char *name) {
     lt_pool_destroy(pool);
 }
 
+/* Determinism: the same step gives bit-identical loss and gradients for 1, 2 and 3 threads. The
+ * shapes are chosen to span several of the tiled GEMMs' 128 x 256 output tiles (T = 150 rows,
+ * intermediate 640 columns), so a reduction whose order followed loft's thread split would show.
+ * (lt_threads_set does not change OpenBLAS's own thread count; that the GEMMs never let OpenBLAS
+ * thread is shown per op in test_train_ops, where a threaded sgemm fails the same check.) */
+static const char *wide_llama =
+    "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":320,\"intermediate_size\":640,"
+    "\"num_hidden_layers\":1,\"num_attention_heads\":4,\"num_key_value_heads\":2,\"vocab_size\":700,"
+    "\"initializer_range\":0.1,\"bos_token_id\":1,\"eos_token_id\":2,\"tie_word_embeddings\":false}";
+
+static void run_threads(void) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/test_step_threads", lt_test_tmpdir());
+    lt_model_config cfg;
+    CHECK_OK(lt_config_parse(wide_llama, "wide", &cfg));
+    lt_make_opts mo = {.seed = 11, .dtype = LT_DTYPE_F32};
+    CHECK_OK(lt_model_make_random(&cfg, &mo, dir));
+    lt_pool *pool;
+    CHECK_OK(lt_pool_create(1LL << 30, &pool));
+    lt_model *m = NULL;
+    CHECK_OK(lt_model_load(dir, pool, lt_backend_cpu(), &m));
+    if (!m) {
+        lt_pool_destroy(pool);
+        return;
+    }
+    lt_lora *a = make_adapter(&cfg, pool);
+    enum { T = 150 };
+    int32_t ids[T], labels[T], tgt[T], pos[T];
+    uint32_t s = 99;
+    for (int t = 0; t < T; t++) {
+        s = s * 1664525u + 1013904223u;
+        ids[t] = labels[t] = (int32_t)((s >> 8) % (uint32_t)cfg.vocab_size);
+    }
+    CHECK_OK(lt_train_targets_from_hf(T, labels, NULL, tgt, pos));
+    lt_train_batch b = {.T = T, .ids = ids, .targets = tgt, .pos = pos};
+    const int before = lt_threads_get();
+    grads g[3];
+    double sum[3];
+    for (int k = 0; k < 3; k++) {
+        lt_threads_set(k + 1);
+        lt_lora_zero_grad(a);
+        int64_t n;
+        CHECK_OK(lt_train_step_grads(m, a, &b, (double)(T - 1), k == 2, &sum[k], &n));
+        g[k] = grads_copy(a, cfg.n_layers);
+    }
+    lt_threads_set(before);
+    for (int k = 1; k < 3; k++) {
+        CHECKF(sum[k] == sum[0], "loss with %d threads %.17g, with 1 thread %.17g", k + 1, sum[k], sum[0]);
+        CHECKF(g[k].n == g[0].n && !memcmp(g[k].v, g[0].v, (size_t)g[0].n * sizeof(float)),
+               "gradients with %d threads differ from 1 thread", k + 1);
+    }
+    for (int k = 0; k < 3; k++) free(g[k].v);
+    lt_lora_free(a);
+    lt_model_free(m);
+    lt_pool_destroy(pool);
+}
+
 int main(void) {
+    run_threads();
     run_model(tiny_qwen3, "qwen3");
     run_model(tiny_qwen2, "qwen2");
     run_quant(tiny_qwen3, "qwen3");

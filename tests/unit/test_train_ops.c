@@ -69,8 +69,9 @@ static double worst(const float *y, const double *ref, const double *tol, int64_
     return w;
 }
 
+/* tn: 0 matmul_nn, 1 matmul_tn, 2 matmul_nt (b is [N,K]; the reference uses its transpose) */
 static void run_gemm(lt_rng *rng, int tn, int64_t M, int64_t K, int64_t N) {
-    const char *name = tn ? "matmul_tn" : "matmul_nn";
+    const char *name = tn == 2 ? "matmul_nt" : tn ? "matmul_tn" : "matmul_nn";
     float *a = fmalloc(M * K), *b = fmalloc(K * N), *c0 = fmalloc(M * N), *c[NT];
     double *ref = malloc(sizeof(double) * (size_t)(M * N)), *tol = malloc(sizeof(double) * (size_t)(M * N));
     fill_normal(rng, a, M * K, 1.0f);
@@ -84,9 +85,17 @@ static void run_gemm(lt_rng *rng, int tn, int64_t M, int64_t K, int64_t N) {
             else
                 fill_nan(c[t], M * N); /* beta = 0 must not read c */
             lt_threads_set(t + 1);
-            (tn ? lt_cpu_matmul_tn : lt_cpu_matmul_nn)(a, b, c[t], M, K, N, (float)beta);
+            (tn == 2 ? lt_cpu_matmul_nt : tn ? lt_cpu_matmul_tn : lt_cpu_matmul_nn)(a, b, c[t], M, K, N, (float)beta);
         }
-        gemm_ref(a, b, beta ? c0 : NULL, M, K, N, tn, ref, tol);
+        if (tn == 2) { /* b is [N,K]: the reference takes b^T [K,N] */
+            float *bt = fmalloc(K * N);
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t k = 0; k < K; k++) bt[k * N + n] = b[n * K + k];
+            gemm_ref(a, bt, beta ? c0 : NULL, M, K, N, 0, ref, tol);
+            free(bt);
+        } else {
+            gemm_ref(a, b, beta ? c0 : NULL, M, K, N, tn, ref, tol);
+        }
         int64_t at;
         double w = worst(c[0], ref, tol, M * N, &at);
         CHECKF(w <= 1.0, "%s M=%lld K=%lld N=%lld beta=%d: c[%lld] = %.9g, reference %.9g (%.3g x the bound)", name,
@@ -343,7 +352,7 @@ int main(void) {
     /* (M, K, N): single elements, tile edges (128 x 256) crossed by one, odd sizes */
     const int64_t shapes[][3] = {{1, 1, 1}, {1, 300, 7}, {7, 3, 5}, {65, 129, 257}, {129, 70, 300}, {300, 257, 520}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int tn = 0; tn <= 1; tn++) run_gemm(&rng, tn, shapes[s][0], shapes[s][1], shapes[s][2]);
+        for (int tn = 0; tn <= 2; tn++) run_gemm(&rng, tn, shapes[s][0], shapes[s][1], shapes[s][2]);
 
     lt_pool *pool;
     CHECK_OK(lt_pool_create(1LL << 30, &pool));

@@ -29,6 +29,7 @@ const char *lt_cpu_qlinear_isa_set(const char *want);
 /* Training ops (see backend.h for shapes and meaning). cpu_train_ops.c: */
 void lt_cpu_matmul_nn(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta);
 void lt_cpu_matmul_tn(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta);
+void lt_cpu_matmul_nt(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta);
 void lt_cpu_qlinear_dx(const float *dy, const lt_qtensor *w, float *dx, int64_t M, int64_t K, int64_t N, float beta,
                        float *scratch);
 void lt_cpu_rmsnorm_bwd(const float *x, const float *g, const float *dy, float *dx, int64_t rows, int64_t dim,

@@ -179,6 +179,7 @@ static const lt_backend lt_cpu_backend = {
     .add = cpu_add,
     .matmul_nn = lt_cpu_matmul_nn,
     .matmul_tn = lt_cpu_matmul_tn,
+    .matmul_nt = lt_cpu_matmul_nt,
     .qlinear_dx = lt_cpu_qlinear_dx,
     .rmsnorm_bwd = lt_cpu_rmsnorm_bwd,
     .rope_bwd = lt_cpu_rope_bwd,

@@ -1,5 +1,5 @@
 /* CPU training (backward) ops, part A: the GEMMs of a Linear's backward (matmul_nn for input
- * gradients, matmul_tn for weight gradients, qlinear_dx through a frozen quantized weight) and
+ * gradients, matmul_tn for weight gradients, matmul_nt for a Linear's forward in training, qlinear_dx through a frozen quantized weight) and
  * the backward of RMSNorm, RoPE and SwiGLU. Shapes and semantics: backend.h.
  *
  * Determinism across thread counts. OpenBLAS's sgemm gives different bits with 1 and 2 of its
@@ -55,6 +55,7 @@ typedef struct {
     int64_t M, K, N, tiles_n; /* tiles_n: tiles per row of tiles */
     float beta;
     bool trans_a; /* false: a[M,K] (nn); true: a[K,M] (tn) */
+    bool trans_b; /* true: b[N,K] (nt: x W^T, a Linear's forward) */
 } lt_mm_job;
 
 static void lt_mm_tiles(void *p, int64_t t0, int64_t t1) {
@@ -64,7 +65,10 @@ static void lt_mm_tiles(void *p, int64_t t0, int64_t t1) {
         const int64_t tm = j->M - i0 < LT_TR_TM ? j->M - i0 : LT_TR_TM;
         const int64_t tn = j->N - n0 < LT_TR_TN ? j->N - n0 : LT_TR_TN;
         float *c = j->c + i0 * j->N + n0;
-        if (j->trans_a) /* c tile = a[:, i0:i0+tm]^T @ b[:, n0:n0+tn], all K tokens in one call */
+        if (j->trans_b) /* c tile = a[i0:i0+tm, :] @ b[n0:n0+tn, :]^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)tm, (int)tn, (int)j->K, 1.0f, j->a + i0 * j->K,
+                        (int)j->K, j->b + n0 * j->K, (int)j->K, j->beta, c, (int)j->N);
+        else if (j->trans_a) /* c tile = a[:, i0:i0+tm]^T @ b[:, n0:n0+tn], all K tokens in one call */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)tm, (int)tn, (int)j->K, 1.0f, j->a + i0,
                         (int)j->M, j->b + n0, (int)j->N, j->beta, c, (int)j->N);
         else /* c tile = a[i0:i0+tm, :] @ b[:, n0:n0+tn] */
@@ -73,7 +77,8 @@ static void lt_mm_tiles(void *p, int64_t t0, int64_t t1) {
     }
 }
 
-static void lt_mm(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta, bool trans_a) {
+static void lt_mm(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta, bool trans_a,
+                  bool trans_b) {
     LT_ASSERT(M >= 0 && K >= 0 && N >= 0 && M <= INT_MAX && K <= INT_MAX && N <= INT_MAX);
     LT_ASSERT(beta == 0.0f || beta == 1.0f);
     if (M == 0 || N == 0) return;
@@ -81,16 +86,20 @@ static void lt_mm(const float *a, const float *b, float *c, int64_t M, int64_t K
         lt_tr_scale(c, M, N, beta);
         return;
     }
-    lt_mm_job j = {a, b, c, M, K, N, (N + LT_TR_TN - 1) / LT_TR_TN, beta, trans_a};
+    lt_mm_job j = {a, b, c, M, K, N, (N + LT_TR_TN - 1) / LT_TR_TN, beta, trans_a, trans_b};
     lt_tr_run_tiles((M + LT_TR_TM - 1) / LT_TR_TM * j.tiles_n, lt_mm_tiles, &j);
 }
 
 void lt_cpu_matmul_nn(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta) {
-    lt_mm(a, b, c, M, K, N, beta, false);
+    lt_mm(a, b, c, M, K, N, beta, false, false);
 }
 
 void lt_cpu_matmul_tn(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta) {
-    lt_mm(a, b, c, M, K, N, beta, true);
+    lt_mm(a, b, c, M, K, N, beta, true, false);
+}
+
+void lt_cpu_matmul_nt(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta) {
+    lt_mm(a, b, c, M, K, N, beta, false, true);
 }
 
 /* ---------------------------------------------------------------- qlinear_dx */
