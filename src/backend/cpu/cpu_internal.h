@@ -26,6 +26,11 @@ void lt_cpu_qlinear(const float *x, const lt_qtensor *w, const float *bias, floa
 const char *lt_cpu_qlinear_isa(void);
 const char *lt_cpu_qlinear_isa_set(const char *want);
 
+/* RoPE over x [T, n_heads, head_dim] (cpu_ops.c): the rotation of backend.h's rope, or with inverse
+ * its transpose (rope_bwd). */
+void lt_cpu_rope_rotate(float *x, const int32_t *pos, int64_t T, int64_t n_heads, int64_t head_dim,
+                        const float *inv_freq, bool inverse);
+
 /* Training ops (see backend.h for shapes and meaning). cpu_train_ops.c: */
 void lt_cpu_matmul_nn(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta);
 void lt_cpu_matmul_tn(const float *a, const float *b, float *c, int64_t M, int64_t K, int64_t N, float beta);

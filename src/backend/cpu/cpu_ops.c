@@ -80,10 +80,12 @@ typedef struct rope_ctx {
     const int32_t *pos;
     int64_t n_heads, head_dim;
     const float *inv_freq;
+    float sin_sign; /* 1: the rotation R; -1: its transpose R^T (the backward) */
 } rope_ctx;
 
 /* Token t: the angle of pair j is pos[t] * inv_freq[j], a float32 product as in HF's
- * (inv_freq @ position_ids).float(); cos/sin once per (t, j) and reused by every head. */
+ * (inv_freq @ position_ids).float(); cos/sin once per (t, j) and reused by every head. Negating
+ * sin (exact) turns R = [[c, -s], [s, c]] into R^T, the gradient's way back. */
 static void rope_tokens(void *vctx, int64_t begin, int64_t end) {
     const rope_ctx *c = vctx;
     const int64_t half = c->head_dim / 2;
@@ -93,7 +95,7 @@ static void rope_tokens(void *vctx, int64_t begin, int64_t end) {
         for (int64_t j = 0; j < half; j++) {
             float a = p * c->inv_freq[j];
             cs[j] = cosf(a);
-            sn[j] = sinf(a);
+            sn[j] = c->sin_sign * sinf(a);
         }
         float *xt = c->x + t * c->n_heads * c->head_dim;
         for (int64_t h = 0; h < c->n_heads; h++) {
@@ -108,12 +110,17 @@ static void rope_tokens(void *vctx, int64_t begin, int64_t end) {
     }
 }
 
-static void cpu_rope(float *x, const int32_t *pos, int64_t T, int64_t n_heads, int64_t head_dim,
-                     const float *inv_freq) {
+void lt_cpu_rope_rotate(float *x, const int32_t *pos, int64_t T, int64_t n_heads, int64_t head_dim,
+                        const float *inv_freq, bool inverse) {
     LT_ASSERT(T >= 0 && n_heads > 0 && head_dim > 0 && head_dim % 2 == 0);
     LT_ASSERT(head_dim / 2 <= LT_ROPE_MAX_HALF);
-    rope_ctx c = {x, pos, n_heads, head_dim, inv_freq};
+    rope_ctx c = {x, pos, n_heads, head_dim, inv_freq, inverse ? -1.0f : 1.0f};
     lt_cpu_run(T, T * n_heads * head_dim, rope_tokens, &c);
+}
+
+static void cpu_rope(float *x, const int32_t *pos, int64_t T, int64_t n_heads, int64_t head_dim,
+                     const float *inv_freq) {
+    lt_cpu_rope_rotate(x, pos, T, n_heads, head_dim, inv_freq, false);
 }
 
 /* ---------------------------------------------------------------- swiglu, add, embedding */

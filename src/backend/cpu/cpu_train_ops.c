@@ -207,47 +207,11 @@ void lt_cpu_rmsnorm_bwd(const float *x, const float *g, const float *dy, float *
 
 /* ---------------------------------------------------------------- rope_bwd */
 
-#define LT_ROPE_BWD_MAX_HALF 1024 /* as the forward: head_dim up to 2048 */
-
-typedef struct {
-    float *dx;
-    const int32_t *pos;
-    int64_t n_heads, head_dim;
-    const float *inv_freq;
-} lt_ropeb_ctx;
-
-/* The forward maps each pair (x1, x2) = (v[j], v[j+half]) by the rotation R = [[c, -s], [s, c]]
- * with the same f32 angle pos*inv_freq[j] and cosf/sinf as cpu_ops.c; the gradient goes back
- * through R^T = [[c, s], [-s, c]]. */
-static void lt_ropeb_tokens(void *p, int64_t t0, int64_t t1) {
-    const lt_ropeb_ctx *c = p;
-    const int64_t half = c->head_dim / 2;
-    float cs[LT_ROPE_BWD_MAX_HALF], sn[LT_ROPE_BWD_MAX_HALF];
-    for (int64_t t = t0; t < t1; t++) {
-        const float ps = (float)c->pos[t];
-        for (int64_t j = 0; j < half; j++) {
-            const float a = ps * c->inv_freq[j];
-            cs[j] = cosf(a);
-            sn[j] = sinf(a);
-        }
-        float *dt = c->dx + t * c->n_heads * c->head_dim;
-        for (int64_t h = 0; h < c->n_heads; h++) {
-            float *v = dt + h * c->head_dim;
-            for (int64_t j = 0; j < half; j++) {
-                const float d1 = v[j], d2 = v[j + half];
-                v[j] = d1 * cs[j] + d2 * sn[j];
-                v[j + half] = d2 * cs[j] - d1 * sn[j];
-            }
-        }
-    }
-}
-
+/* The forward rotates each pair by R (same f32 angle, cosf/sinf); the gradient goes back through
+ * R^T: the forward's own kernel with sin negated (cpu_ops.c). */
 void lt_cpu_rope_bwd(float *dx, const int32_t *pos, int64_t T, int64_t n_heads, int64_t head_dim,
                      const float *inv_freq) {
-    LT_ASSERT(T >= 0 && n_heads > 0 && head_dim > 0 && head_dim % 2 == 0);
-    LT_ASSERT(head_dim / 2 <= LT_ROPE_BWD_MAX_HALF);
-    lt_ropeb_ctx c = {dx, pos, n_heads, head_dim, inv_freq};
-    lt_cpu_run(T, T * n_heads * head_dim, lt_ropeb_tokens, &c);
+    lt_cpu_rope_rotate(dx, pos, T, n_heads, head_dim, inv_freq, true);
 }
 
 /* ---------------------------------------------------------------- swiglu_bwd */
