@@ -39,29 +39,7 @@ fi
 rm -rf "$TMP"
 mkdir -p "$TMP"
 
-cat > "$TMP/llama3.json" <<'EOF'
-{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 61, "hidden_size": 32,
- "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 1,
- "head_dim": 8, "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
- "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                  "original_max_position_embeddings": 64},
- "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2, "initializer_range": 0.15,
- "hidden_act": "silu", "torch_dtype": "float32"}
-EOF
-cat > "$TMP/qwen2.json" <<'EOF'
-{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 53, "hidden_size": 24,
- "intermediate_size": 40, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
- "max_position_embeddings": 256, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
- "use_sliding_window": false, "sliding_window": null, "tie_word_embeddings": false,
- "bos_token_id": 1, "eos_token_id": 2, "initializer_range": 0.15, "hidden_act": "silu", "torch_dtype": "float32"}
-EOF
-cat > "$TMP/qwen3.json" <<'EOF'
-{"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 67, "hidden_size": 32,
- "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
- "head_dim": 16, "max_position_embeddings": 256, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
- "attention_bias": false, "use_sliding_window": false, "sliding_window": null, "tie_word_embeddings": true,
- "bos_token_id": 1, "eos_token_id": 2, "initializer_range": 0.15, "hidden_act": "silu", "torch_dtype": "float32"}
-EOF
+# the tiny training configs shared with the other training reference tests: tests/data/configs/train-tiny-*.json
 
 # batches: ids / labels drawn below with a fixed seed per model (python, deterministic)
 mkbatch() { # vocab out num_items|-
@@ -89,7 +67,7 @@ for spec in "llama3 21 61" "qwen2 22 53" "qwen3 23 67"; do
     dir=$TMP/$name
     log=$TMP/$name.log
     mkdir -p "$TMP/$name-ad0"
-    if ! "$LOFT" make-model --config "$TMP/$name.json" --seed "$seed" --out "$dir" --dtype f32 >"$log" 2>&1 ||
+    if ! "$LOFT" make-model --config "$SRC/tests/data/configs/train-tiny-$name.json" --seed "$seed" --out "$dir" --dtype f32 >"$log" 2>&1 ||
         ! "$PY" "$REFDIR/llama_ref.py" perturb-norms --model "$dir" --seed "$seed" >>"$log" 2>&1 ||
         ! "$PY" "$REFDIR/lora_model_ref.py" make-adapter --model "$dir" --out "$TMP/$name-ad0/adapter_model.safetensors" \
             --r 4 --alpha 8 --seed "$seed" --b-scale 0.05 --dtype f32 >>"$log" 2>&1; then
