@@ -52,14 +52,15 @@ lt_status lt_gen_config_load(const char *dir, int64_t vocab, lt_gen_config *out)
         free(path);
         return st;
     }
-    fclose(f);
     json_error_t err;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &err); /* the file already open: read once */
+    fclose(f);
     lt_status st = NULL;
     if (!root)
-        st = lt_errorf(LT_ERR_FORMAT, "%s:%d:%d: %s", path, err.line, err.column, err.text);
+        st = lt_errorf(LT_ERR_FORMAT, "%s:%d:%d: %s (fix or delete generation_config.json)", path, err.line,
+                       err.column, err.text);
     else if (!json_is_object(root))
-        st = lt_errorf(LT_ERR_FORMAT, "%s: expected a JSON object", path);
+        st = lt_errorf(LT_ERR_FORMAT, "%s: expected a JSON object (fix or delete generation_config.json)", path);
     const json_t *e = root ? json_object_get(root, "eos_token_id") : NULL;
     if (!st && e && json_is_array(e)) {
         if (json_array_size(e) > LT_MAX_STOP) st = lt_gc_err(path, "eos_token_id", "at most 16 ids");
