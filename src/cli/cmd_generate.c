@@ -56,6 +56,8 @@ typedef struct lt_streamer {
     int n_stop;
     double t_first;
     lt_status err;
+    char *text; /* the last decode of ids[0..n): after the final flush, the whole reply */
+    size_t text_len;
 } lt_streamer;
 
 static bool lt_is_stop(const lt_streamer *s, int32_t t) {
@@ -77,7 +79,9 @@ static void lt_stream_flush(lt_streamer *s, bool final) {
         fflush(stdout);
         s->printed = show;
     }
-    free(text);
+    free(s->text);
+    s->text = text;
+    s->text_len = len;
 }
 
 static bool lt_stream_token(void *ctx, int32_t token) {
@@ -241,6 +245,7 @@ static int lt_gen_once(lt_gen_session *g, int32_t *prompt, int64_t n_prompt, boo
     lt_kv_free(kv);
     free(out);
     free(s.ids);
+    free(s.text);
     return st ? lt_cli_fail("generate", st) : 0;
 }
 
@@ -294,6 +299,7 @@ static int lt_gen_chat(lt_gen_session *g) {
                               out, &n_out, lt_stream_token, &s);
         if (!st && s.err) st = s.err;
         if (!st) lt_stream_flush(&s, true);
+        if (!st && s.err) st = s.err;
         printf("\n");
         fflush(stdout);
         if (!st) lt_report_speed(n - keep, n_out, t0, s.t_first, lt_time_sec());
@@ -309,17 +315,15 @@ static int lt_gen_chat(lt_gen_session *g) {
         }
         free(ids);
         if (st) break;
-        char *reply = NULL;
-        size_t rlen = 0;
-        if ((st = lt_tok_decode(g->tok, s.ids, s.n, true, &reply, &rlen))) break;
-        json_array_append_new(msgs, json_pack("{s:s, s:s%}", "role", "assistant", "content", reply, rlen));
-        free(reply);
+        /* the final flush decoded the whole reply: it goes into the history as it was printed */
+        json_array_append_new(msgs, json_pack("{s:s, s:s%}", "role", "assistant", "content", s.text, s.text_len));
     }
     if (!out && !st) st = lt_errorf(LT_ERR_NOMEM, "out of memory");
     free(line);
     free(out);
     free(cached);
     free(s.ids);
+    free(s.text);
     json_decref(msgs);
     lt_kv_free(kv);
     return st ? lt_cli_fail("generate", st) : 0;
