@@ -28,7 +28,9 @@
 #include "backend/backend.h"
 #include "core/core.h"
 #include "io/io.h"
+#include "model/model.h"
 #include "pool/pool.h"
+#include "train/optim.h"
 
 typedef enum lt_lora_module {
     LT_LORA_Q = 0, LT_LORA_K, LT_LORA_V, LT_LORA_O, LT_LORA_GATE, LT_LORA_UP, LT_LORA_DOWN, LT_LORA_N_MODULES
@@ -89,5 +91,23 @@ void lt_lora_forward(const lt_backend *be, const lt_lora_mod *m, const float *x,
  * Deterministic for any thread count (the backend's tiled matmuls). */
 void lt_lora_backward(const lt_backend *be, lt_lora_mod *m, const float *x, const float *dy, const float *xa,
                       float *dx, int64_t T, float *scratch);
+
+/* ---------------------------------------------------------------- whole-adapter operations (lora_update.c) */
+
+const lt_lora_cfg *lt_lora_get_cfg(const lt_lora *a);
+int64_t lt_lora_n_layers(const lt_lora *a);
+
+/* One optimizer step over every adapted tensor, in the fixed order layer-major, module q..down, A then B:
+ * the global gradient norm (lt_clip_grad_norm over all ga/gb, clipped to max_grad_norm when > 0), then
+ * lt_adamw_step on each master with its moments (t >= 1, lr already scheduled), then lt_lora_sync_bf16.
+ * *grad_norm gets the norm before clipping. A non-finite norm changes nothing and returns an error
+ * that says so (the caller skips the step). */
+lt_status lt_lora_optimizer_step(lt_lora *a, const lt_adamw_cfg *c, double lr, int64_t t, double max_grad_norm,
+                                 double *grad_norm);
+
+/* Adds s * B A (the BF16 values, as served) into every adapted Linear weight of m, which must hold
+ * them as f32 (load without quantization, or dequantized): the merged model. Refuses a quantized
+ * weight or a model whose shape differs from the adapter's, naming the tensor. */
+lt_status lt_lora_merge(const lt_lora *a, lt_model *m);
 
 #endif

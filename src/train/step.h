@@ -13,7 +13,8 @@
  * The loss of a micro-batch is sum(CE over scored targets) / loss_denominator; the gradients ADD
  * into the adapter's ga/gb, so micro-batches of one accumulation window, each given the window's
  * total as denominator, sum to the window's gradient. The base model (embedding, norms, linears,
- * biases) is frozen. LoRA dropout is not applied here (the caller's adapter must use dropout 0).
+ * biases) is frozen. LoRA dropout (the adapter's cfg.dropout) is applied to each branch's input with
+ * an independent mask per module, as PEFT's per-module nn.Dropout does; see lt_train_batch.dropout_key.
  *
  * Activations (tag ACTIVATIONS, freed before returning): without checkpointing, every layer keeps
  * what its backward needs (its input, normed inputs, q/k/v, attention output + lse, gate/up, the
@@ -36,6 +37,11 @@ typedef struct lt_train_batch {
     const int32_t *targets; /* [T] already shifted: the id position t is scored against, -100 none */
     const int32_t *doc;     /* [T] document id per token (contiguous runs), or NULL: one document */
     const int32_t *pos;     /* [T] RoPE positions (restarting at 0 per document) */
+    /* LoRA dropout (when the adapter's cfg.dropout > 0): the masks come from the counter-based RNG
+     * keyed by (dropout_key, layer, module, element), so a recomputation under checkpointing, a
+     * resumed run and any thread count draw the same masks. The caller derives it from the seed and
+     * the row's place in training (optimizer step, micro-batch, row). */
+    uint64_t dropout_key;
 } lt_train_batch;
 
 /* HF-style row (labels aligned with ids, doc optional) -> targets and positions, as
