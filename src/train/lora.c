@@ -46,6 +46,7 @@ typedef struct lora_mod_priv {
 
 struct lt_lora {
     lt_pool *pool;
+    lt_lora_cfg cfg;
     int64_t n_layers;
     lora_mod_priv *mods; /* [n_layers][LT_LORA_N_MODULES] */
     float *fwd_scratch;  /* LT_LORA_ROWS * max r floats */
@@ -239,6 +240,7 @@ lt_status lt_lora_create(const lt_model_config *mc, const lt_lora_cfg *c, lt_poo
     lt_lora *a = calloc(1, sizeof *a);
     if (!a) return lt_errorf(LT_ERR_NOMEM, "lora: out of memory for the adapter table");
     a->pool = pool;
+    a->cfg = *c;
     a->n_layers = mc->n_layers;
     a->mods = calloc((size_t)mc->n_layers * LT_LORA_N_MODULES, sizeof *a->mods);
     if (!a->mods) {
@@ -292,6 +294,10 @@ void lt_lora_free(lt_lora *a) {
     free(a->mods);
     free(a);
 }
+
+const lt_lora_cfg *lt_lora_get_cfg(const lt_lora *a) { return &a->cfg; }
+
+int64_t lt_lora_n_layers(const lt_lora *a) { return a->n_layers; }
 
 lt_lora_mod *lt_lora_get_mut(lt_lora *a, int64_t layer, lt_lora_module m) {
     if (!a || layer < 0 || layer >= a->n_layers || (int)m < 0 || m >= LT_LORA_N_MODULES) return NULL;
