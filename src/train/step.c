@@ -39,7 +39,35 @@ typedef struct step_ctx {
     float *tmp;     /* [T, H] */
     /* backward buffers */
     float *dres, *dxn, *dI, *dq, *dk, *dv, *dqr, *dkr; /* [T,H] x2, [T,I], [T,qd], [T,kvd] x2, [T,qd], [T,kvd] */
+    /* LoRA dropout (p > 0 only): the branch input after dropout and the branch's input gradient,
+       [T, max(H, I, qd)] each; the masks are regenerated from the key, never stored */
+    double p_drop;
+    float *xd, *dxd;
 } step_ctx;
+
+/* ---------------------------------------------------------------- LoRA dropout */
+
+/* Philox counter word 3 of the dropout stream: a domain tag ("Drop") + the module in the low bits. */
+#define LT_DROPOUT_DOMAIN 0x44726F00u
+
+void lt_train_dropout(uint64_t key, int64_t layer, int module, double p, const float *x, float *out, int64_t n) {
+    LT_ASSERT(p >= 0.0 && p < 1.0 && layer >= 0 && layer <= UINT32_MAX && module >= 0 && module < 256);
+    /* element e is kept when its 32-bit draw >= p * 2^32 (so P(keep) = 1 - p to 2^-32), and scaled by
+       1/(1-p) as torch.nn.Dropout scales; the draw for e is word e%4 of block e/4 */
+    const uint64_t thr = (uint64_t)(p * 4294967296.0);
+    const float scale = (float)(1.0 / (1.0 - p));
+    const uint32_t k2[2] = {(uint32_t)key, (uint32_t)(key >> 32)};
+    for (int64_t b = 0; b * 4 < n; b++) {
+        const uint32_t ctr[4] = {(uint32_t)b, (uint32_t)((uint64_t)b >> 32), (uint32_t)layer,
+                                 LT_DROPOUT_DOMAIN | (uint32_t)module};
+        uint32_t u[4];
+        lt_philox4x32_raw(ctr, k2, u);
+        for (int j = 0; j < 4 && b * 4 + j < n; j++) {
+            const int64_t e = b * 4 + j;
+            out[e] = (uint64_t)u[j] >= thr ? x[e] * scale : 0.0f;
+        }
+    }
+}
 
 /* ---------------------------------------------------------------- allocation helpers */
 
@@ -110,7 +138,12 @@ static void proj_fwd(const step_ctx *c, const lt_lin *w, const float *bias, int6
             for (int64_t t = 0; t < c->T; t++) be->add(y + t * N, bias, N);
     }
     const lt_lora_mod *md = lt_lora_get(c->a, layer, mo);
-    if (md) lt_lora_forward(be, md, x, y, c->T, xa);
+    if (!md) return;
+    if (c->p_drop > 0.0) {
+        lt_train_dropout(c->b->dropout_key, layer, (int)mo, c->p_drop, x, c->xd, c->T * K);
+        x = c->xd;
+    }
+    lt_lora_forward(be, md, x, y, c->T, xa);
 }
 
 /* One layer forward from x [T,H] into xout [T,H], filling s (s->x must be x). */
@@ -155,7 +188,19 @@ static void proj_bwd(const step_ctx *c, const lt_lin *w, int64_t layer, lt_lora_
     else
         be->matmul_nn(dy, w->f, dx, c->T, N, K, beta); /* dx[T,K] = dy[T,N] @ W[N,K] */
     lt_lora_mod *md = lt_lora_get_mut(c->a, layer, mo);
-    if (md) lt_lora_backward(be, md, x, dy, xa, dx, c->T, c->scratch);
+    if (!md) return;
+    if (c->p_drop > 0.0) {
+        /* the branch saw xd = mask * x / (1-p): its grads use xd, and its input gradient goes back
+           through the same mask */
+        const int64_t n = c->T * K;
+        lt_train_dropout(c->b->dropout_key, layer, (int)mo, c->p_drop, x, c->xd, n);
+        memset(c->dxd, 0, (size_t)n * sizeof(float));
+        lt_lora_backward(be, md, c->xd, dy, xa, c->dxd, c->T, c->scratch);
+        lt_train_dropout(c->b->dropout_key, layer, (int)mo, c->p_drop, c->dxd, c->dxd, n);
+        for (int64_t i = 0; i < n; i++) dx[i] += c->dxd[i];
+        return;
+    }
+    lt_lora_backward(be, md, x, dy, xa, dx, c->T, c->scratch);
 }
 
 /* Given c->dres = d/d(xout), leaves c->dres = d/d(x) (x = s->x, the layer input). */
@@ -335,6 +380,12 @@ lt_status lt_train_step_grads(lt_model *m, lt_lora *a, const lt_train_batch *b, 
     if (!st) st = act_alloc(pool, l, T * c.kvd, "dv", &c.dv);
     if (!st) st = act_alloc(pool, l, T * c.qd, "dqr", &c.dqr);
     if (!st) st = act_alloc(pool, l, T * c.kvd, "dkr", &c.dkr);
+    c.p_drop = lt_lora_get_cfg(a)->dropout;
+    if (!st && c.p_drop > 0.0) {
+        const int64_t kmax = imax(imax(H, c.I), c.qd);
+        st = act_alloc(pool, l, T * kmax, "lora dropout input", &c.xd);
+        if (!st) st = act_alloc(pool, l, T * kmax, "lora dropout grad", &c.dxd);
+    }
     if (st) goto done;
 
     const lt_backend *be = m->be;

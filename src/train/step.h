@@ -58,4 +58,9 @@ lt_status lt_train_targets_from_hf(int64_t T, const int32_t *labels, const int32
 lt_status lt_train_step_grads(lt_model *m, lt_lora *a, const lt_train_batch *b, double loss_denominator,
                               bool checkpointing, double *sum_ce, int64_t *n_scored);
 
+/* out[e] = x[e] / (1-p) where the dropout stream (key, layer, module) keeps element e, else 0 (out may
+ * be x). What the step applies to each LoRA branch's input: exposed so tests and references can
+ * reproduce the masks. */
+void lt_train_dropout(uint64_t key, int64_t layer, int module, double p, const float *x, float *out, int64_t n);
+
 #endif
