@@ -312,8 +312,10 @@ static int64_t scratch_floats(const step_ctx *c) {
     return imax(n, T * rmax);
 }
 
-lt_status lt_train_step_grads(lt_model *m, lt_lora *a, const lt_train_batch *b, double loss_denominator,
-                              bool checkpointing, double *sum_ce, int64_t *n_scored) {
+/* backward false: the forward and the loss only (eval): one layer's saved set reused, no dropout,
+   no gradient touched (the CE's input gradient goes to a scratch buffer and is dropped). */
+static lt_status run_step(lt_model *m, lt_lora *a, const lt_train_batch *b, double loss_denominator,
+                          bool checkpointing, bool backward, double *sum_ce, int64_t *n_scored) {
     LT_ASSERT(m && a && b && b->ids && b->targets && b->pos && sum_ce && n_scored);
     *sum_ce = 0;
     *n_scored = 0;
@@ -380,7 +382,7 @@ lt_status lt_train_step_grads(lt_model *m, lt_lora *a, const lt_train_batch *b, 
     if (!st) st = act_alloc(pool, l, T * c.kvd, "dv", &c.dv);
     if (!st) st = act_alloc(pool, l, T * c.qd, "dqr", &c.dqr);
     if (!st) st = act_alloc(pool, l, T * c.kvd, "dkr", &c.dkr);
-    c.p_drop = lt_lora_get_cfg(a)->dropout;
+    c.p_drop = backward ? lt_lora_get_cfg(a)->dropout : 0.0;
     if (!st && c.p_drop > 0.0) {
         const int64_t kmax = imax(imax(H, c.I), c.qd);
         st = act_alloc(pool, l, T * kmax, "lora dropout input", &c.xd);
@@ -406,6 +408,7 @@ lt_status lt_train_step_grads(lt_model *m, lt_lora *a, const lt_train_batch *b, 
     *sum_ce = be->ce_loss(xnf, m->lm_head.f, m->lm_head.q, b->targets, dxnf, (float)(1.0 / loss_denominator), T, H,
                           mc->vocab_size, &n_valid, c.scratch);
     *n_scored = n_valid;
+    if (!backward) goto done;
     be->rmsnorm_bwd(xs[NL], m->final_norm, dxnf, c.dres, T, H, c.eps, 0.0f);
 
     for (int64_t i = NL - 1; i >= 0; i--) {
@@ -423,4 +426,13 @@ done:
     free(saves);
     free(xs);
     return st;
+}
+
+lt_status lt_train_step_grads(lt_model *m, lt_lora *a, const lt_train_batch *b, double loss_denominator,
+                              bool checkpointing, double *sum_ce, int64_t *n_scored) {
+    return run_step(m, a, b, loss_denominator, checkpointing, true, sum_ce, n_scored);
+}
+
+lt_status lt_train_eval_loss(lt_model *m, lt_lora *a, const lt_train_batch *b, double *sum_ce, int64_t *n_scored) {
+    return run_step(m, a, b, 1.0, true, false, sum_ce, n_scored);
 }

@@ -58,6 +58,10 @@ lt_status lt_train_targets_from_hf(int64_t T, const int32_t *labels, const int32
 lt_status lt_train_step_grads(lt_model *m, lt_lora *a, const lt_train_batch *b, double loss_denominator,
                               bool checkpointing, double *sum_ce, int64_t *n_scored);
 
+/* The loss of one row without gradients (eval): the forward with the adapter (no dropout), one
+ * layer's activations at a time. *sum_ce / *n_scored as above; no gradient changes. */
+lt_status lt_train_eval_loss(lt_model *m, lt_lora *a, const lt_train_batch *b, double *sum_ce, int64_t *n_scored);
+
 /* out[e] = x[e] / (1-p) where the dropout stream (key, layer, module) keeps element e, else 0 (out may
  * be x). What the step applies to each LoRA branch's input: exposed so tests and references can
  * reproduce the masks. */

@@ -1,7 +1,7 @@
 /* LoRA dropout in the training step: the mask stream's statistics and independence, and that the
  * step with dropout is still deterministic — checkpointing on / off (where the masks are drawn again
  * inside backward) and thread counts give the same bits — while a different key gives other
- * gradients. (The gradients' values with dropout are checked against PyTorch, fed the same masks,
+ * gradients; and the eval loss (no dropout, no gradients). (The gradients' values with dropout are checked against PyTorch, fed the same masks,
  * in tests/reference/train_step.sh.) */
 #include <math.h>
 #include <stdio.h>
@@ -137,6 +137,31 @@ static void check_step(void) {
     CHECK(!memcmp(g[0], g[2], (size_t)n[0] * sizeof(float)));
     /* another key: the LoRA branch sees other inputs, so the loss and the gradients move */
     CHECK(s[3] != s[0] && memcmp(g[0], g[3], (size_t)n[0] * sizeof(float)));
+    /* eval: no dropout, no gradient touched; equal to the step's loss with an adapter of dropout 0
+       and the same weights (same forward ops in the same order) */
+    lt_lora_cfg lc0 = lc;
+    lc0.dropout = 0.0;
+    lt_lora *a0 = NULL;
+    CHECK_OK(lt_lora_create(&cfg, &lc0, pool, &a0));
+    for (int64_t l = 0; a0 && l < cfg.n_layers; l++)
+        for (int k = 0; k < LT_LORA_N_MODULES; k++)
+            memcpy(lt_lora_get_mut(a0, l, (lt_lora_module)k)->b, lt_lora_get(a, l, (lt_lora_module)k)->b,
+                   (size_t)(lt_lora_get(a, l, (lt_lora_module)k)->out * 4) * sizeof(float));
+    if (a0) {
+        lt_lora_sync_bf16(a0);
+        double se, s0;
+        int64_t ne, n0;
+        CHECK_OK(lt_train_eval_loss(m, a, &b, &se, &ne));
+        int64_t ng;
+        float *gafter = grads_of(a, cfg.n_layers, &ng);
+        CHECK(ng == n[0] && !memcmp(gafter, g[3], (size_t)ng * sizeof(float))); /* the last step's grads stay */
+        free(gafter);
+        lt_lora_zero_grad(a0);
+        CHECK_OK(lt_train_step_grads(m, a0, &b, 1.0, true, &s0, &n0));
+        CHECKF(se == s0 && ne == n0 && ne == T_ROW - 1, "eval loss %.17g (%lld) vs step %.17g (%lld)", se,
+               (long long)ne, s0, (long long)n0);
+        lt_lora_free(a0);
+    }
     for (int v = 0; v < 4; v++) free(g[v]);
     lt_lora_free(a);
     lt_model_free(m);
