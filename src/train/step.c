@@ -303,6 +303,7 @@ static int64_t scratch_floats(const step_ctx *c) {
         for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++)
             n = imax(n, imax(lt_qlinear_scratch(T, sh[i][0], sh[i][1]), lt_qlinear_dx_scratch(T, sh[i][0], sh[i][1])));
     }
+    if (m->lm_head.q) n = imax(n, lt_qlinear_scratch(1, H, V)); /* lt_train_logits, one row at a time */
     int64_t rmax = 0;
     for (int64_t l = 0; l < m->cfg.n_layers; l++)
         for (int mo = 0; mo < LT_LORA_N_MODULES; mo++) {
@@ -315,7 +316,7 @@ static int64_t scratch_floats(const step_ctx *c) {
 /* backward false: the forward and the loss only (eval): one layer's saved set reused, no dropout,
    no gradient touched (the CE's input gradient goes to a scratch buffer and is dropped). */
 static lt_status run_step(lt_model *m, lt_lora *a, const lt_train_batch *b, double loss_denominator,
-                          bool checkpointing, bool backward, double *sum_ce, int64_t *n_scored) {
+                          bool checkpointing, bool backward, float *logits, double *sum_ce, int64_t *n_scored) {
     LT_ASSERT(m && a && b && b->ids && b->targets && b->pos && sum_ce && n_scored);
     *sum_ce = 0;
     *n_scored = 0;
@@ -403,6 +404,16 @@ static lt_status run_step(lt_model *m, lt_lora *a, const lt_train_batch *b, doub
     }
     /* final norm + fused lm_head / CE: dxnf = (1/denominator) d(sum_ce)/d(xnf) */
     be->rmsnorm(xs[NL], m->final_norm, xnf, T, H, c.eps);
+    if (logits) { /* [T, V] = xnf lm_head^T, row by row through the inference linear */
+        for (int64_t t = 0; t < T; t++) {
+            if (m->lm_head.q)
+                be->qlinear(xnf + t * H, m->lm_head.q, NULL, logits + t * mc->vocab_size, 1, H, mc->vocab_size,
+                            c.scratch);
+            else
+                be->matmul_nt(xnf + t * H, m->lm_head.f, logits + t * mc->vocab_size, 1, H, mc->vocab_size, 0.0f);
+        }
+        goto done;
+    }
     int64_t n_valid = 0;
     float *dxnf = c.dxn;
     *sum_ce = be->ce_loss(xnf, m->lm_head.f, m->lm_head.q, b->targets, dxnf, (float)(1.0 / loss_denominator), T, H,
@@ -430,9 +441,15 @@ done:
 
 lt_status lt_train_step_grads(lt_model *m, lt_lora *a, const lt_train_batch *b, double loss_denominator,
                               bool checkpointing, double *sum_ce, int64_t *n_scored) {
-    return run_step(m, a, b, loss_denominator, checkpointing, true, sum_ce, n_scored);
+    return run_step(m, a, b, loss_denominator, checkpointing, true, NULL, sum_ce, n_scored);
 }
 
 lt_status lt_train_eval_loss(lt_model *m, lt_lora *a, const lt_train_batch *b, double *sum_ce, int64_t *n_scored) {
-    return run_step(m, a, b, 1.0, true, false, sum_ce, n_scored);
+    return run_step(m, a, b, 1.0, true, false, NULL, sum_ce, n_scored);
+}
+
+lt_status lt_train_logits(lt_model *m, lt_lora *a, const lt_train_batch *b, float *logits) {
+    double s;
+    int64_t n;
+    return run_step(m, a, b, 1.0, true, false, logits, &s, &n);
 }

@@ -62,6 +62,10 @@ lt_status lt_train_step_grads(lt_model *m, lt_lora *a, const lt_train_batch *b, 
  * layer's activations at a time. *sum_ce / *n_scored as above; no gradient changes. */
 lt_status lt_train_eval_loss(lt_model *m, lt_lora *a, const lt_train_batch *b, double *sum_ce, int64_t *n_scored);
 
+/* The logits [T, vocab] of one row with the adapter applied (unmerged; no dropout): what a merged
+ * model must reproduce. b->targets is not read (may hold anything valid). */
+lt_status lt_train_logits(lt_model *m, lt_lora *a, const lt_train_batch *b, float *logits);
+
 /* out[e] = x[e] / (1-p) where the dropout stream (key, layer, module) keeps element e, else 0 (out may
  * be x). What the step applies to each LoRA branch's input: exposed so tests and references can
  * reproduce the masks. */
