@@ -416,8 +416,36 @@ static lt_status run_step(lt_model *m, lt_lora *a, const lt_train_batch *b, doub
     }
     int64_t n_valid = 0;
     float *dxnf = c.dxn;
-    *sum_ce = be->ce_loss(xnf, m->lm_head.f, m->lm_head.q, b->targets, dxnf, (float)(1.0 / loss_denominator), T, H,
-                          mc->vocab_size, &n_valid, c.scratch);
+    /* Only scored rows reach the lm_head: with completion-only labels most rows are masked, and the
+       [rows x V x H] products are the largest of the step. The scored rows are gathered (in order)
+       into tmp, their gradient computed into dres and scattered back; dres and tmp are free here. */
+    int64_t n_sc = 0;
+    for (int64_t t = 0; t < T; t++) n_sc += b->targets[t] != LT_IGNORE_INDEX;
+    if (n_sc == T) {
+        *sum_ce = be->ce_loss(xnf, m->lm_head.f, m->lm_head.q, b->targets, backward ? dxnf : NULL,
+                              (float)(1.0 / loss_denominator), T, H, mc->vocab_size, &n_valid, c.scratch);
+    } else {
+        int32_t *tc = malloc((size_t)(n_sc > 0 ? n_sc : 1) * sizeof(int32_t));
+        if (!tc) {
+            st = lt_errorf(LT_ERR_NOMEM, "train step: out of memory for %lld targets", (long long)n_sc);
+            goto done;
+        }
+        for (int64_t t = 0, k = 0; t < T; t++)
+            if (b->targets[t] != LT_IGNORE_INDEX) {
+                memcpy(c.tmp + k * H, xnf + t * H, (size_t)H * sizeof(float));
+                tc[k++] = b->targets[t];
+            }
+        *sum_ce = n_sc == 0 ? 0.0
+                            : be->ce_loss(c.tmp, m->lm_head.f, m->lm_head.q, tc, backward ? c.dres : NULL,
+                                          (float)(1.0 / loss_denominator), n_sc, H, mc->vocab_size, &n_valid,
+                                          c.scratch);
+        free(tc);
+        if (backward) {
+            memset(dxnf, 0, (size_t)(T * H) * sizeof(float));
+            for (int64_t t = 0, k = 0; t < T; t++)
+                if (b->targets[t] != LT_IGNORE_INDEX) memcpy(dxnf + t * H, c.dres + (k++) * H, (size_t)H * sizeof(float));
+        }
+    }
     *n_scored = n_valid;
     if (!backward) goto done;
     be->rmsnorm_bwd(xs[NL], m->final_norm, dxnf, c.dres, T, H, c.eps, 0.0f);
