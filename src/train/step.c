@@ -19,6 +19,7 @@
  * bits for a given thread count. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "model/model_internal.h"
 #include "train/step.h"
@@ -241,6 +242,16 @@ static void layer_bwd(const step_ctx *c, int64_t l, const float *x, step_save *s
 
 /* ---------------------------------------------------------------- the step */
 
+static lt_step_times g_times; /* benchmarks only: written by the (single) calling thread */
+
+lt_step_times lt_train_step_times(void) { return g_times; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 lt_status lt_train_targets_from_hf(int64_t T, const int32_t *labels, const int32_t *doc, int32_t *targets,
                                    int32_t *pos) {
     LT_ASSERT(T >= 0 && labels && targets && pos);
@@ -397,11 +408,14 @@ static lt_status run_step(lt_model *m, lt_lora *a, const lt_train_batch *b, doub
         for (int64_t t = 0; t < T; t++) lt_dequantize_rows(m->embed_lin.q, b->ids[t], 1, xs[0] + t * H);
     else
         be->embedding(m->embed_lin.f, LT_DTYPE_F32, b->ids, xs[0], T, H);
+    double t0 = now_s();
     for (int64_t i = 0; i < NL; i++) {
         step_save *s = &saves[checkpointing ? 0 : i];
         s->x = xs[i];
         layer_fwd(&c, i, xs[i], s, xs[i + 1]);
     }
+    double t1 = now_s();
+    if (backward) g_times.forward += t1 - t0;
     /* final norm + fused lm_head / CE: dxnf = (1/denominator) d(sum_ce)/d(xnf) */
     be->rmsnorm(xs[NL], m->final_norm, xnf, T, H, c.eps);
     if (logits) { /* [T, V] = xnf lm_head^T, row by row through the inference linear */
@@ -448,6 +462,8 @@ static lt_status run_step(lt_model *m, lt_lora *a, const lt_train_batch *b, doub
     }
     *n_scored = n_valid;
     if (!backward) goto done;
+    t0 = now_s();
+    g_times.ce += t0 - t1;
     be->rmsnorm_bwd(xs[NL], m->final_norm, dxnf, c.dres, T, H, c.eps, 0.0f);
 
     for (int64_t i = NL - 1; i >= 0; i--) {
@@ -458,6 +474,7 @@ static lt_status run_step(lt_model *m, lt_lora *a, const lt_train_batch *b, doub
         }
         layer_bwd(&c, i, xs[i], s);
     }
+    g_times.backward += now_s() - t0;
 done:
     act_free_all(pool, l);
     free(l->p);

@@ -66,6 +66,13 @@ lt_status lt_train_eval_loss(lt_model *m, lt_lora *a, const lt_train_batch *b, d
  * model must reproduce. b->targets is not read (may hold anything valid). */
 lt_status lt_train_logits(lt_model *m, lt_lora *a, const lt_train_batch *b, float *logits);
 
+/* Seconds spent by lt_train_step_grads in this process so far: forward (layers, and their recomputation
+ * under checkpointing counted as backward), the fused lm_head + CE, backward. For benchmarks. */
+typedef struct lt_step_times {
+    double forward, ce, backward;
+} lt_step_times;
+lt_step_times lt_train_step_times(void);
+
 /* out[e] = x[e] / (1-p) where the dropout stream (key, layer, module) keeps element e, else 0 (out may
  * be x). What the step applies to each LoRA branch's input: exposed so tests and references can
  * reproduce the masks. */

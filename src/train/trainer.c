@@ -193,6 +193,7 @@ typedef struct trainer {
     lt_adamw_cfg adamw;
     lt_lr_sched sched;
     double last_loss, last_eval, last_lr, last_norm;
+    double t_data, t_opt, t_ckpt, t_eval;
 } trainer;
 
 static void msg(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -252,6 +253,7 @@ static lt_status save_checkpoint(trainer *t, char *path_out, size_t cap) {
     free(names);
     if (st) return lt_status_wrapf(st, "saving the checkpoint of step %lld", (long long)t->step);
     t->last_saved_step = t->step;
+    t->t_ckpt += now_s() - t0;
     if (path_out) snprintf(path_out, cap, "%s", written ? written : "");
     msg(t, "checkpoint: step %lld -> %s (%.2f s)", (long long)t->step, written ? written : "?", now_s() - t0);
     free(written);
@@ -566,6 +568,7 @@ static lt_status one_step(trainer *t, bool *interrupted, int64_t *tokens_out) {
     if (!rows) return lt_errorf(LT_ERR_NOMEM, "train: out of memory");
     lt_status st = NULL;
     int64_t n_items = 0, got = 0;
+    const double td = now_s();
     for (; got < n_rows && !st; got++) {
         lt_row row;
         st = lt_loader_next(t->ld, &row);
@@ -575,6 +578,7 @@ static lt_status one_step(trainer *t, bool *interrupted, int64_t *tokens_out) {
             *tokens_out += row.T;
         }
     }
+    t->t_data += now_s() - td;
     double sum_ce = 0;
     if (!st) {
         lt_lora_zero_grad(t->a);
@@ -603,7 +607,9 @@ static lt_status one_step(trainer *t, bool *interrupted, int64_t *tokens_out) {
     }
     const double lr = lt_lr_at(&t->sched, t->step);
     double norm = 0;
+    const double to = now_s();
     st = lt_lora_optimizer_step(t->a, &t->adamw, lr, t->step + 1, r->training.max_grad_norm, &norm);
+    t->t_opt += now_s() - to;
     if (st) {
         msg(t, "warning: step %lld skipped: %s", (long long)t->step + 1, lt_status_msg(st));
         lt_status_free(st);
@@ -622,7 +628,10 @@ lt_status lt_train_run(const lt_train_opts *o, lt_train_result *res) {
     memset(res, 0, sizeof *res);
     res->last_loss = res->last_eval_loss = NAN;
     trainer t = {.o = o, .r = o->recipe, .log = o->log, .last_loss = NAN, .last_eval = NAN};
+    const double t_begin = now_s();
+    const lt_step_times st0 = lt_train_step_times();
     lt_status st = setup(&t);
+    res->t_setup = now_s() - t_begin;
     snprintf(res->run_dir, sizeof res->run_dir, "%s", t.run_dir);
     res->total_steps = t.total_steps;
     res->start_step = t.step;
@@ -646,12 +655,13 @@ lt_status lt_train_run(const lt_train_opts *o, lt_train_result *res) {
             break;
         }
         const double dt = now_s() - t0;
+        res->tokens += toks;
         tok_window = 0.7 * tok_window + (double)toks;
         time_window = 0.7 * time_window + dt;
         const lt_pool_stats ps = lt_pool_get_stats(t.pool);
         char line[1024];
         snprintf(line, sizeof line,
-                 "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %lld, "
+                 "{\"step\": %lld, \"loss\": %.17g, \"lr\": %.17g, \"grad_norm\": %.17g, \"tokens\": %lld, "
                  "\"tokens_per_s\": %.1f, \"step_s\": %.4f, \"elapsed_s\": %.3f, \"pool_bytes\": %lld, "
                  "\"pool_peak\": %lld}",
                  (long long)t.step, t.last_loss, t.last_lr, t.last_norm, (long long)toks,
@@ -661,9 +671,11 @@ lt_status lt_train_run(const lt_train_opts *o, lt_train_result *res) {
         const bool last = t.step == t.total_steps;
         const int64_t ev = r->eval.every_n_steps;
         if (t.eval && ((ev > 0 && t.step % ev == 0) || last)) {
+            const double te = now_s();
             st = run_eval(&t, &t.last_eval);
+            t.t_eval += now_s() - te;
             if (st) break;
-            snprintf(line, sizeof line, "{\"step\": %lld, \"eval_loss\": %.9g}", (long long)t.step, t.last_eval);
+            snprintf(line, sizeof line, "{\"step\": %lld, \"eval_loss\": %.17g}", (long long)t.step, t.last_eval);
             st = lt_metrics_write(t.metrics, line);
             if (st) break;
             msg(&t, "eval: step %lld, loss %.4f", (long long)t.step, t.last_eval);
@@ -721,6 +733,16 @@ lt_status lt_train_run(const lt_train_opts *o, lt_train_result *res) {
             }
         }
     }
+    const lt_step_times st1 = lt_train_step_times();
+    res->t_forward = st1.forward - st0.forward;
+    res->t_ce = st1.ce - st0.ce;
+    res->t_backward = st1.backward - st0.backward;
+    res->t_data = t.t_data;
+    res->t_optimizer = t.t_opt;
+    res->t_checkpoint = t.t_ckpt;
+    res->t_eval = t.t_eval;
+    res->t_total = now_s() - t_begin;
+    if (t.pool) res->pool_peak = lt_pool_get_stats(t.pool).high_water;
     res->steps_done = t.step;
     res->last_loss = t.last_loss;
     res->last_eval_loss = t.last_eval;

@@ -45,6 +45,11 @@ typedef struct lt_train_result {
     char run_dir[4096];
     char last_checkpoint[4096];       /* "" when none was written */
     char adapter_dir[4096];           /* the PEFT export of the final adapter ("" when stopped) */
+    /* where the time went (seconds, this invocation): loading the window's rows, the step's forward,
+       fused lm_head + CE, backward (with recomputation), the optimizer, checkpoints, eval; the steps'
+       tokens and the pool's high-water mark */
+    double t_setup, t_data, t_forward, t_ce, t_backward, t_optimizer, t_checkpoint, t_eval, t_total;
+    int64_t tokens, pool_peak;
 } lt_train_result;
 
 lt_status lt_train_run(const lt_train_opts *o, lt_train_result *res);
