@@ -1,0 +1,266 @@
+/* The planted-adapter task (docs/design.md): does QLoRA training actually learn?
+ *
+ *   base     a random Llama-shaped model (f32 on disk): vocab 256, hidden 64, 2 layers (~0.2 M parameters)
+ *   teacher  base + a random rank-4 delta (an adapter with PEFT-initialised A and B ~ U(-3, 3), merged) on
+ *            v_proj, o_proj and down_proj of both layers
+ *   data     sequences of 64 tokens sampled from the teacher at temperature 1, a fresh batch of 8 every step
+ *            (the teacher is the data source: reusing a fixed set of 1024 sequences overfits measurably)
+ *   student  the BASE quantized to NF4 (double quantization) + a FRESH rank-8 adapter on every Linear
+ *            (B = 0: it starts equal to the base), trained with the engine: lt_train_step_grads, AdamW
+ *            (lr 5e-3, cosine with 5% warmup, no clipping), 3000 steps
+ *
+ * On 64 held-out sequences, per predicted position:
+ *   KL(teacher || student) = sum_v p_t(v) (log p_t(v) - log p_s(v))   (full distributions)
+ *   the student's eval loss = mean -log p_s(next token); the teacher's own = mean -log p_t(next token), an
+ *   unbiased estimate of the teacher's entropy (printed next to the exact mean entropy, as a check that the
+ *   samples really come from the teacher).
+ * Asserted: the KL falls by >= 10x, the eval loss ends within 5% of the teacher's, in < 180 s.
+ * Printed: the floor the NF4 base imposes, KL(teacher || NF4 base + the TRUE delta) — what a perfect
+ * student on this base would reach without compensating the quantization.
+ *
+ * Why this teacher: the initial KL must be far above the NF4 floor (else a 10x cut is impossible) while the
+ * base's weights stay small enough (init 0.1) that NF4 error is not amplified (at init 0.3 the floor alone
+ * is 0.9 nats). A delta on all seven Linears of this size (B scale 1..2) leaves a plateau at ~60% of the
+ * initial KL for any learning rate or data size tried (f32 base too): a hard non-convex fit of the
+ * attention maps from high-entropy data, not an engine error (started at the true delta, training stays
+ * at the floor). The v/o/down delta is still a random low-rank change of the function (KL 0.58 nats per
+ * token at the start, floor 0.012): measured 0.041 after 3000 steps (14x) in 84 s on this 2-core machine.
+ * Diagnostics (not used by the test): PLANTED_{STEPS,LR,B_SCALE,TT,R,ROWS,CLIP,INIT} change the setup,
+ * PLANTED_ORACLE starts the student at the true delta, PLANTED_F32 trains on the f32 base. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "model/model.h"
+#include "train/lora.h"
+#include "train/optim.h"
+#include "train/step.h"
+#include "test.h"
+
+static const char *cfg_fmt =
+    "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
+    "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"vocab_size\":256,\"max_position_embeddings\":256,"
+    "\"initializer_range\":%g,\"tie_word_embeddings\":false,\"bos_token_id\":0,\"eos_token_id\":1}";
+
+#define SEQ 64
+static int N_TRAIN = 1024; /* only with PLANTED_REUSE: a fixed training set */
+#define N_EVAL 64
+#define ROWS_MAX 64
+static int ROWS_PER_STEP = 8;
+
+static double env_d(const char *name, double def) {
+    const char *s = getenv(name);
+    return s ? atof(s) : def;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Sequences from the teacher: token 0 (BOS) then SEQ-1 tokens sampled at temperature 1. */
+static void sample(lt_model *teacher, lt_pool *pool, int32_t *seqs, int n, uint64_t seed) {
+    int32_t *out = malloc(SEQ * sizeof(int32_t));
+    for (int i = 0; i < n; i++) {
+        lt_sampler s;
+        lt_sampler_init(&s, 1.0f, 0, 1.0f, seed + (uint64_t)i);
+        int32_t bos = 0;
+        int64_t n_out = 0;
+        lt_kv_cache *kv = NULL;
+        CHECK_OK(lt_kv_create(teacher, pool, SEQ + 1, &kv));
+        CHECK_OK(lt_generate_cont(teacher, kv, pool, &bos, 1, SEQ - 1, &s, NULL, 0, out, &n_out, NULL, NULL));
+        lt_kv_free(kv);
+        CHECK(n_out == SEQ - 1);
+        seqs[i * SEQ] = 0;
+        memcpy(seqs + i * SEQ + 1, out, (SEQ - 1) * sizeof(int32_t));
+    }
+    free(out);
+}
+
+static void log_softmax(const float *l, double *out, int64_t V) {
+    double mx = -INFINITY, s = 0;
+    for (int64_t v = 0; v < V; v++) mx = fmax(mx, l[v]);
+    for (int64_t v = 0; v < V; v++) s += exp((double)l[v] - mx);
+    const double lse = mx + log(s);
+    for (int64_t v = 0; v < V; v++) out[v] = (double)l[v] - lse;
+}
+
+typedef struct eval_res {
+    double kl, student_ce, teacher_ce, teacher_h;
+} eval_res;
+
+/* Held-out metrics of the student (quantized base + adapter a, unmerged) against the teacher. */
+static eval_res evaluate(lt_model *teacher, lt_model *student, lt_lora *a, lt_pool *pool, const int32_t *seqs,
+                         int n, int64_t V) {
+    eval_res r = {0, 0, 0, 0};
+    float *lt = malloc((size_t)(SEQ * V) * sizeof(float)), *ls = malloc((size_t)(SEQ * V) * sizeof(float));
+    double *pt = malloc((size_t)V * sizeof(double)), *ps = malloc((size_t)V * sizeof(double));
+    int32_t tgt[SEQ], pos[SEQ];
+    for (int t = 0; t < SEQ; t++) tgt[t] = -100, pos[t] = t;
+    int64_t count = 0;
+    for (int i = 0; i < n; i++) {
+        const int32_t *ids = seqs + i * SEQ;
+        lt_kv_cache *kv = NULL;
+        CHECK_OK(lt_kv_create(teacher, pool, SEQ, &kv));
+        CHECK_OK(lt_model_forward(teacher, kv, ids, SEQ, lt, true));
+        lt_kv_free(kv);
+        lt_train_batch b = {.T = SEQ, .ids = ids, .targets = tgt, .pos = pos};
+        CHECK_OK(lt_train_logits(student, a, &b, ls));
+        for (int t = 0; t + 1 < SEQ; t++) {
+            log_softmax(lt + t * V, pt, V);
+            log_softmax(ls + t * V, ps, V);
+            double kl = 0;
+            for (int64_t v = 0; v < V; v++) kl += exp(pt[v]) * (pt[v] - ps[v]);
+            for (int64_t v = 0; v < V; v++) r.teacher_h -= exp(pt[v]) * pt[v];
+            r.kl += kl;
+            r.teacher_ce -= pt[ids[t + 1]];
+            r.student_ce -= ps[ids[t + 1]];
+            count++;
+        }
+    }
+    r.kl /= (double)count;
+    r.teacher_ce /= (double)count;
+    r.student_ce /= (double)count;
+    r.teacher_h /= (double)count;
+    free(lt);
+    free(ls);
+    free(pt);
+    free(ps);
+    return r;
+}
+
+static void randomize_b(lt_lora *a, int64_t L, float scale, uint32_t seed) {
+    uint32_t s = seed;
+    for (int64_t l = 0; l < L; l++)
+        for (int mo = 0; mo < LT_LORA_N_MODULES; mo++) {
+            lt_lora_mod *x = lt_lora_get_mut(a, l, (lt_lora_module)mo);
+            if (!x) continue;
+            for (int64_t i = 0; i < x->out * x->r; i++) {
+                s = s * 1664525u + 1013904223u;
+                x->b[i] = ((float)(s >> 8) / 16777216.0f * 2.0f - 1.0f) * scale;
+            }
+        }
+    lt_lora_sync_bf16(a);
+}
+
+int main(void) {
+    const double t_start = now_s();
+    const double b_scale = env_d("PLANTED_B_SCALE", 3.0), lr = env_d("PLANTED_LR", 5e-3);
+    const int steps = (int)env_d("PLANTED_STEPS", 3000);
+    N_TRAIN = (int)env_d("PLANTED_NTRAIN", N_TRAIN);
+    ROWS_PER_STEP = (int)env_d("PLANTED_ROWS", ROWS_PER_STEP);
+    char dir[4200], tdir[4200];
+    snprintf(dir, sizeof dir, "%s/planted_base", lt_test_tmpdir());
+    snprintf(tdir, sizeof tdir, "%s/planted_teacher", lt_test_tmpdir());
+    lt_model_config cfg;
+    char cfg_json[1024];
+    snprintf(cfg_json, sizeof cfg_json, cfg_fmt, env_d("PLANTED_INIT", 0.1));
+    CHECK_OK(lt_config_parse(cfg_json, "planted", &cfg));
+    CHECK_OK(lt_model_make_random(&cfg, &(lt_make_opts){.seed = 2024, .dtype = LT_DTYPE_F32}, dir));
+    lt_pool *pool;
+    CHECK_OK(lt_pool_create(4LL << 30, &pool));
+    const int64_t V = cfg.vocab_size;
+
+    /* teacher = base + s B A with a random rank-4 adapter (A as PEFT's init, B uniform) */
+    lt_model *teacher = NULL, *student = NULL, *floor_m = NULL;
+    CHECK_OK(lt_model_load(dir, pool, lt_backend_cpu(), &teacher));
+    lt_lora_cfg tc = {.targets = (uint32_t)env_d("PLANTED_TT", (1u << LT_LORA_V) | (1u << LT_LORA_O) | (1u << LT_LORA_DOWN)), .r = 4, .alpha = 4, .seed = 77};
+    lt_lora *delta = NULL;
+    CHECK_OK(lt_lora_create(&cfg, &tc, pool, &delta));
+    if (!teacher || !delta) return 1;
+    randomize_b(delta, cfg.n_layers, (float)b_scale, 99);
+    CHECK_OK(lt_lora_merge(delta, teacher));
+
+    int32_t *train = malloc((size_t)N_TRAIN * SEQ * sizeof(int32_t)), *held = malloc((size_t)N_EVAL * SEQ * sizeof(int32_t));
+    if (getenv("PLANTED_REUSE")) sample(teacher, pool, train, N_TRAIN, 1000);
+    sample(teacher, pool, held, N_EVAL, 900000);
+
+    /* the student's base: NF4 (double quantization) of the BASE, not of the teacher */
+    lt_load_opts q = {.quantize = !getenv("PLANTED_F32"), .format = LT_Q_NF4};
+    CHECK_OK(lt_model_load_opts(dir, pool, lt_backend_cpu(), &q, &student));
+    CHECK_OK(lt_model_load_opts(dir, pool, lt_backend_cpu(), &q, &floor_m));
+    if (!student || !floor_m) return 1;
+    /* the floor: NF4 base + the true delta (unmerged, through the same training forward) */
+    const eval_res fl = evaluate(teacher, floor_m, delta, pool, held, N_EVAL, V);
+
+    lt_lora_cfg sc = {.targets = LT_LORA_ALL_LINEAR, .r = (int)env_d("PLANTED_R", 8), .alpha = 2 * env_d("PLANTED_R", 8), .seed = 5};
+    lt_lora *a = NULL;
+    CHECK_OK(lt_lora_create(&cfg, &sc, pool, &a));
+    if (!a) return 1;
+    if (getenv("PLANTED_ORACLE")) { /* experiment: start from the true delta */
+        lt_lora_free(a);
+        a = NULL;
+        CHECK_OK(lt_lora_create(&cfg, &tc, pool, &a));
+        for (int64_t l = 0; l < cfg.n_layers; l++)
+            for (int mo = 0; mo < LT_LORA_N_MODULES; mo++) {
+                lt_lora_mod *x = lt_lora_get_mut(a, l, (lt_lora_module)mo);
+                const lt_lora_mod *y = lt_lora_get(delta, l, (lt_lora_module)mo);
+                memcpy(x->a, y->a, (size_t)(x->r * x->in) * sizeof(float));
+                memcpy(x->b, y->b, (size_t)(x->r * x->out) * sizeof(float));
+            }
+        lt_lora_sync_bf16(a);
+    }
+    const eval_res e0 = evaluate(teacher, student, a, pool, held, N_EVAL, V);
+    printf("planted adapter: vocab %lld, hidden %lld, %lld layers; teacher delta rank 4 (B scale %.2f), student "
+           "rank %d on an NF4 base; %d fresh teacher sequences of %d tokens per step, %d held out\n",
+           (long long)V, (long long)cfg.hidden_size, (long long)cfg.n_layers, b_scale, sc.r, ROWS_PER_STEP, SEQ, N_EVAL);
+    printf("teacher: mean entropy of its distributions %.4f, ", e0.teacher_h);
+    printf("teacher entropy (its CE on held-out data) %.4f; NF4-base + true-delta floor: KL %.4f, CE %.4f\n",
+           e0.teacher_ce, fl.kl, fl.student_ce);
+    printf("| step | train loss | held-out KL | held-out CE |\n|---|---|---|---|\n");
+    printf("| 0 | - | %.4f | %.4f |\n", e0.kl, e0.student_ce);
+
+    lt_adamw_cfg ac = {.lr = lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0};
+    lt_lr_sched sched = {.kind = LT_LR_COSINE, .lr = lr, .warmup_steps = steps / 20, .total_steps = steps,
+                         .num_cycles = 0.5};
+    int32_t tgt[ROWS_MAX][SEQ], pos[ROWS_MAX][SEQ];
+    int next = 0;
+    eval_res e = e0;
+    for (int step = 0; step < steps; step++) {
+        lt_lora_zero_grad(a);
+        double sum = 0;
+        int64_t n_tok = 0;
+        if (!getenv("PLANTED_REUSE")) { /* a fresh sample from the teacher every step: no data reuse */
+            sample(teacher, pool, train, ROWS_PER_STEP, 5000000 + (uint64_t)step * ROWS_PER_STEP);
+            next = 0;
+        }
+        for (int j = 0; j < ROWS_PER_STEP; j++) { /* every next token scored: (SEQ-1) per row */
+            const int32_t *ids = train + (size_t)next * SEQ;
+            CHECK_OK(lt_train_targets_from_hf(SEQ, ids, NULL, tgt[j], pos[j]));
+            lt_train_batch b = {.T = SEQ, .ids = ids, .targets = tgt[j], .pos = pos[j]};
+            double s;
+            int64_t n;
+            CHECK_OK(lt_train_step_grads(student, a, &b, (double)(ROWS_PER_STEP * (SEQ - 1)), false, &s, &n));
+            sum += s;
+            n_tok += n;
+            next = (next + 1) % N_TRAIN;
+        }
+        double norm;
+        CHECK_OK(lt_lora_optimizer_step(a, &ac, lt_lr_at(&sched, step), step + 1, env_d("PLANTED_CLIP", 0.0), &norm));
+        if ((step + 1) % (steps / 8) == 0 || step + 1 == steps) {
+            e = evaluate(teacher, student, a, pool, held, N_EVAL, V);
+            printf("| %d | %.4f | %.4f | %.4f |\n", step + 1, sum / (double)n_tok, e.kl, e.student_ce);
+            fflush(stdout);
+        }
+    }
+    const double secs = now_s() - t_start;
+    printf("KL %.4f -> %.4f (%.1fx lower); eval CE %.4f vs teacher entropy %.4f (%.2f%% above); %.1f s\n", e0.kl,
+           e.kl, e0.kl / e.kl, e.student_ce, e.teacher_ce, 100.0 * (e.student_ce / e.teacher_ce - 1.0), secs);
+    CHECKF(e0.kl >= 10.0 * e.kl, "the KL to the teacher fell only from %.4f to %.4f", e0.kl, e.kl);
+    CHECKF(e.student_ce <= 1.05 * e.teacher_ce, "eval loss %.4f is more than 5%% above the teacher's %.4f",
+           e.student_ce, e.teacher_ce);
+    /* the budget the issue sets for CI (2 cores): 3 minutes */
+    CHECKF(secs < 180.0, "the planted-adapter run took %.1f s (budget 180 s)", secs);
+    free(train);
+    free(held);
+    lt_lora_free(a);
+    lt_lora_free(delta);
+    lt_model_free(teacher);
+    lt_model_free(student);
+    lt_model_free(floor_m);
+    lt_pool_destroy(pool);
+    TEST_MAIN_END();
+}
