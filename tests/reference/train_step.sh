@@ -10,6 +10,7 @@
 #   llama3  GQA 4:1, tied embeddings, llama3 rope_scaling
 #   qwen2   q/k/v biases, GQA 2:1, untied lm_head
 #   qwen3   q_norm/k_norm per head, head_dim 16 != hidden/heads, tied
+#   mistral multi-head attention (no GQA), untied lm_head, plain RoPE
 # Adapter: every module of every layer, r 4, alpha 8, `lora_model_ref.py make-adapter` (A as PEFT's
 # init, B NONZERO), rounded to BF16 by the driver (loft computes with BF16 A/B) and written back so
 # that the reference runs on exactly the adapter loft uses.
@@ -62,7 +63,7 @@ EOF
 }
 
 fail=0
-for spec in "llama3 21 61" "qwen2 22 53" "qwen3 23 67"; do
+for spec in "llama3 21 61" "qwen2 22 53" "qwen3 23 67" "mistral 24 59"; do
     read -r name seed vocab <<<"$spec"
     dir=$TMP/$name
     log=$TMP/$name.log
