@@ -105,6 +105,7 @@ int main(int argc, char **argv) {
     for (int ck = 0; ck < 2; ck++) {
         double times[16];
         int64_t hw = 0, step_hw = 0;
+        const lt_step_times p0 = lt_train_step_times();
         for (int k = 0; k < reps && k < 16; k++) {
             lt_lora_zero_grad(a);
             const int64_t before = lt_pool_get_stats(pool).used;
@@ -121,6 +122,11 @@ int main(int argc, char **argv) {
             hw = lt_pool_get_stats(pool).high_water;
             step_hw = hw - before;
         }
+        const lt_step_times p1 = lt_train_step_times();
+        const double tf = (p1.forward - p0.forward) / reps, tc = (p1.ce - p0.ce) / reps,
+                     tb = (p1.backward - p0.backward) / reps;
+        fprintf(stderr, "checkpointing %s: per step forward %.3f s, lm_head + CE %.3f s, backward%s %.3f s\n",
+                ck ? "on" : "off", tf, tc, ck ? " (with the recomputed forward)" : "", tb);
         qsort(times, (size_t)reps, sizeof(double), cmp_d);
         const double med = times[reps / 2];
         const double passes = ck ? 3.0 : 2.0; /* forward, backward (input grads), + recomputed forward */
