@@ -16,7 +16,9 @@
 # that the reference runs on exactly the adapter loft uses.
 # Batch: a packed row of 2 documents (doc ids, positions restart, the first document's last token
 # scores nothing) plus an unpacked row; labels with -100 (prompt masking); HF unshifted labels;
-# no num_items_in_batch (denominator = scored targets) for one run, num_items_in_batch 40 for another.
+# no num_items_in_batch (denominator = scored targets) for one run, num_items_in_batch 40 for another,
+# and LoRA dropout 0.3 for a third (the driver writes the masks loft drew from its counter-based stream;
+# the reference multiplies each LoRA branch's input by them: the rest of the maths must agree).
 #
 # Checks, each model, checkpointing off and on:
 #   loss rel <= 1e-5 and, per LoRA tensor, max|g - ref| / max|ref| <= 1e-4. Why these: loft runs
@@ -79,12 +81,17 @@ for spec in "llama3 21 61" "qwen2 22 53" "qwen3 23 67" "mistral 24 59"; do
     fi
     mkdir -p "$TMP/$name-ad"
     cp "$TMP/$name-ad0/adapter_config.json" "$TMP/$name-ad/"
-    for ni in - 40; do
+    for ni in - 40 drop; do
         bj=$TMP/$name-batch-$ni.json
-        mkbatch "$vocab" "$bj" "$ni" || { fail=1; continue; }
+        mkbatch "$vocab" "$bj" "$([ "$ni" = drop ] && echo - || echo "$ni")" || { fail=1; continue; }
+        drop=() masks=()
+        if [ "$ni" = drop ]; then # LoRA dropout 0.3: the driver writes the masks it drew; torch applies them
+            drop=(LOFT_DROPOUT=0.3 "LOFT_DROPOUT_MASKS=$TMP/$name-masks.safetensors")
+            masks=(--masks "$TMP/$name-masks.safetensors")
+        fi
         for ck in 0 1; do
             # checkpointing off on 3 threads, on with 1 thread: the outputs must still be byte-identical
-            if ! LOFT_THREADS=$((ck ? 1 : 3)) "$DRIVER" "$dir" "$TMP/$name-ad0/adapter_model.safetensors" 4 8 "$bj" \
+            if ! env "${drop[@]}" LOFT_THREADS=$((ck ? 1 : 3)) "$DRIVER" "$dir" "$TMP/$name-ad0/adapter_model.safetensors" 4 8 "$bj" \
                 "$TMP/$name-ad/adapter_model.safetensors" "$TMP/$name-grads-$ni-$ck.safetensors" "$ck" \
                 >"$TMP/$name-loft-$ni-$ck.txt" 2>>"$log"; then
                 echo "train_step.sh: $name: the driver failed:" >&2; cat "$log" >&2; fail=1; continue 2
@@ -96,7 +103,7 @@ for spec in "llama3 21 61" "qwen2 22 53" "qwen3 23 67" "mistral 24 59"; do
             fail=1
         fi
         if ! "$PY" "$REFDIR/lora_model_ref.py" step --model "$dir" --adapter "$TMP/$name-ad/adapter_model.safetensors" \
-            --batch "$bj" --out "$TMP/$name-ref-$ni" >>"$log" 2>&1; then
+            --batch "$bj" --out "$TMP/$name-ref-$ni" "${masks[@]}" >>"$log" 2>&1; then
             echo "train_step.sh: $name: the reference failed:" >&2; cat "$log" >&2; fail=1; continue
         fi
         "$PY" - "$name ($ni)" "$TMP/$name-loft-$ni-0.txt" "$TMP/$name-grads-$ni-0.safetensors" "$TMP/$name-ref-$ni" <<'EOF' || fail=1

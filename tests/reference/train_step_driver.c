@@ -58,7 +58,11 @@ int main(int argc, char **argv) {
     lt_model *m;
     if ((st = lt_model_load(model_dir, pool, lt_backend_cpu(), &m))) return fail(st, "model");
     const lt_model_config *mc = lt_model_get_config(m);
-    lt_lora_cfg lc = {.targets = LT_LORA_ALL_LINEAR, .r = r, .alpha = alpha, .seed = 1};
+    /* LOFT_DROPOUT=p: LoRA dropout with row i's key 1000 + i; LOFT_DROPOUT_MASKS=FILE receives every mask
+       (the scaled keep pattern, "row<i>.model.layers.<l>.<parent>.<module>" [T, in]) for the reference */
+    const char *env_p = getenv("LOFT_DROPOUT"), *env_masks = getenv("LOFT_DROPOUT_MASKS");
+    const double p_drop = env_p ? atof(env_p) : 0.0;
+    lt_lora_cfg lc = {.targets = LT_LORA_ALL_LINEAR, .r = r, .alpha = alpha, .seed = 1, .dropout = p_drop};
     lt_lora *a;
     if ((st = lt_lora_create(mc, &lc, pool, &a))) return fail(st, "lora");
 
@@ -117,7 +121,8 @@ int main(int argc, char **argv) {
         }
         if ((st = lt_train_targets_from_hf((int64_t)T, lab, jd ? doc : NULL, tgt, pos))) return fail(st, batch_path);
         for (size_t t = 0; t < T; t++) n_scored_all += tgt[t] != LT_IGNORE_INDEX;
-        bs[i] = (lt_train_batch){.T = (int64_t)T, .ids = ids, .targets = tgt, .doc = jd ? doc : NULL, .pos = pos};
+        bs[i] = (lt_train_batch){.T = (int64_t)T, .ids = ids, .targets = tgt, .doc = jd ? doc : NULL, .pos = pos,
+                                 .dropout_key = 1000 + (uint64_t)i};
     }
     json_t *jn = json_object_get(root, "num_items_in_batch");
     const double denom = jn ? json_number_value(jn) : (double)n_scored_all;
@@ -133,6 +138,32 @@ int main(int argc, char **argv) {
         scored += n;
     }
     if ((st = lt_st_write(g_out, eg, n_t, NULL, 0))) return fail(st, g_out);
+    if (p_drop > 0 && env_masks) {
+        const int64_t n_m = (int64_t)nr * NL * LT_LORA_N_MODULES;
+        lt_st_entry *em = calloc((size_t)n_m, sizeof *em);
+        char(*mn)[160] = calloc((size_t)n_m, sizeof *mn);
+        float **bufs = calloc((size_t)n_m, sizeof *bufs);
+        int64_t q = 0;
+        for (size_t i = 0; i < nr; i++)
+            for (int64_t l = 0; l < NL; l++)
+                for (int mo = 0; mo < LT_LORA_N_MODULES; mo++, q++) {
+                    const lt_lora_mod *md = lt_lora_get(a, l, (lt_lora_module)mo);
+                    const int64_t n = bs[i].T * md->in;
+                    float *ones = malloc((size_t)n * sizeof(float));
+                    for (int64_t e = 0; e < n; e++) ones[e] = 1.0f;
+                    lt_train_dropout(bs[i].dropout_key, l, mo, p_drop, ones, ones, n);
+                    bufs[q] = ones;
+                    snprintf(mn[q], sizeof mn[q], "row%zu.model.layers.%lld.%s.%s", i, (long long)l,
+                             mo <= LT_LORA_O ? "self_attn" : "mlp", lt_lora_module_name((lt_lora_module)mo));
+                    em[q] = (lt_st_entry){.name = mn[q], .dtype_name = "F32", .ndim = 2, .shape = {bs[i].T, md->in},
+                                          .data = ones};
+                }
+        if ((st = lt_st_write(env_masks, em, n_m, NULL, 0))) return fail(st, env_masks);
+        for (int64_t j = 0; j < n_m; j++) free(bufs[j]);
+        free(bufs);
+        free(em);
+        free(mn);
+    }
     printf("sum_ce %.17g loss %.17g num_items %.17g num_scored %lld\n", total, total / denom, denom, (long long)scored);
 
     for (size_t i = 0; i < nr; i++) free((void *)bs[i].ids);

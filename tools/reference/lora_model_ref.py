@@ -124,6 +124,8 @@ class Adapter:
 
     def __init__(self, mods):
         self.mods = mods
+        self.masks = None  # LoRA dropout: (row, module path) -> [T, in] scaled keep mask (given, not drawn)
+        self.row = 0
 
     def params(self):
         """name -> leaf tensor, every A and B."""
@@ -141,6 +143,8 @@ class Adapter:
         m = self.mods.get((int(mt.group(1)), mt.group(2)))
         if m is None:
             return None
+        if self.masks is not None:
+            x = x * self.masks[(self.row, prefix)]
         return m["scale"] * ((x @ m["A"].T) @ m["B"].T)
 
 
@@ -255,7 +259,8 @@ def compute(model, adapter, rows, denom=None, grads=True):
     total = None
     info_rows, n_scored = [], 0
     with torch.enable_grad():
-        for r in rows:
+        for ri, r in enumerate(rows):
+            adapter.row = ri
             logits = model.forward(r["ids"], positions=r["positions"], doc=r["doc"], delta=adapter.delta,
                                    softmax_dtype=dt)
             tgt = torch.tensor(r["targets"], dtype=torch.int64)
@@ -358,6 +363,7 @@ def main(argv):
     st.add_argument("--batch", required=True)
     st.add_argument("--out", required=True)
     st.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    st.add_argument("--masks", help="LoRA dropout masks (safetensors, row<i>.<module path> -> [T, in]) to apply")
     fd = sub.add_parser("fd", help="LoRA gradients by central finite differences of the float64 loss (no autograd)")
     fd.add_argument("--model", required=True)
     fd.add_argument("--adapter", required=True)
@@ -392,6 +398,11 @@ def main(argv):
     dt = torch.float64 if a.dtype == "float64" else torch.float32
     model = llama_ref.Model(a.model, dt)
     adapter = load_adapter(model, a.adapter, a.adapter_config, dt)
+    if a.masks:
+        adapter.masks = {}
+        for name, t in llama_ref.read_safetensors(a.masks).items():
+            row, path = name.split(".", 1)
+            adapter.masks[(int(row[3:]), path)] = t.to(dt)
     with open(a.batch) as f:
         rows, denom = load_batch(json.load(f), model.cfg.vocab, a.batch)
     loss, grads, info = compute(model, adapter, rows, denom)
