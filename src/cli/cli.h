@@ -59,5 +59,14 @@ int lt_cmd_generate(int argc, char **argv);
 int lt_cmd_quantize(int argc, char **argv);
 int lt_cmd_tokenize(int argc, char **argv);
 int lt_cmd_template(int argc, char **argv);
+int lt_cmd_train(int argc, char **argv);
+int lt_cmd_export(int argc, char **argv);
+int lt_cmd_merge(int argc, char **argv);
+int lt_cmd_eval(int argc, char **argv);
+int lt_cmd_plot(int argc, char **argv);
+
+/* --adapter on the inference commands: loads --model as the adapter was trained (a checkpoint says its
+ * quantization), merges the adapter into the dequantized weights and keeps the merged f32 model. */
+int lt_cli_open_model_adapter(const lt_cmd_info *cmd, const char *adapter, lt_pool **pool, lt_model **m);
 
 #endif

@@ -33,6 +33,8 @@ static lt_opt generate_opts[] = {
     {"top-p", "P", "nucleus sampling threshold (1 = off)", NULL},
     {"seed", "S", "sampling seed (default 0); the same seed gives the same tokens", NULL},
     {"ignore-eos", NULL, "keep generating after an end-of-sequence token", NULL},
+    {"adapter", "CKPT|DIR", "a LoRA adapter (training checkpoint, run dir or PEFT dir) merged into the base first",
+     NULL},
     LT_MODEL_LOAD_OPTS,
     {NULL, NULL, NULL, NULL},
 };
@@ -162,7 +164,8 @@ static int lt_gen_sampling(const lt_gen_config *gc, lt_sampler *s) {
 static int lt_gen_setup(lt_gen_session *g, bool need_tok, bool need_template) {
     const lt_cmd_info *cmd = &generate_cmd;
     const char *model_dir = lt_opt_get(cmd, "model");
-    int rc = lt_cli_open_model(cmd, &g->pool, &g->m);
+    const char *adapter = lt_opt_get(cmd, "adapter");
+    int rc = adapter ? lt_cli_open_model_adapter(cmd, adapter, &g->pool, &g->m) : lt_cli_open_model(cmd, &g->pool, &g->m);
     if (rc) return rc;
     const lt_model_config *c = lt_model_get_config(g->m);
     const char *tok_dir = lt_opt_get(cmd, "tokenizer") ? lt_opt_get(cmd, "tokenizer") : model_dir;

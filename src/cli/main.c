@@ -19,6 +19,11 @@ static const lt_subcommand lt_subcommands[] = {
     {"quantize", lt_cmd_quantize, "write a quantized copy of a model that loads by mmap (nf4, mxfp4, nvfp4, q8_0, ...)"},
     {"tokenize", lt_cmd_tokenize, "encode text to token ids or decode ids to text with a model's tokenizer"},
     {"template", lt_cmd_template, "render a conversation with a model's chat template (Jinja) and print the prompt"},
+    {"train", lt_cmd_train, "fine-tune a LoRA adapter on a frozen (quantized) base, as a YAML recipe says"},
+    {"eval", lt_cmd_eval, "exact-match accuracy of greedy answers on a chat dataset (with an adapter)"},
+    {"export", lt_cmd_export, "write a training checkpoint's adapter in PEFT format"},
+    {"merge", lt_cmd_merge, "fold an adapter into the (dequantized) base and write an HF model"},
+    {"plot", lt_cmd_plot, "draw the loss curves of a training run (SVG)"},
 };
 #define LT_N_SUBCOMMANDS (sizeof lt_subcommands / sizeof lt_subcommands[0])
 

@@ -464,11 +464,11 @@ static lt_status setup(trainer *t) {
 
     /* plan, then the pool */
     lt_train_plan p = lt_train_plan_make(r, &t->mc, data_bytes);
-    char b[6][32];
+    char b[7][32];
     msg(t, "memory plan: weights %s + adapter %s + optimizer %s + activations %s + data %s = %s of %s budget",
         lt_fmt_bytes(p.weights, b[0], 32), lt_fmt_bytes(p.adapter, b[1], 32), lt_fmt_bytes(p.optimizer, b[2], 32),
         lt_fmt_bytes(p.activations, b[3], 32), lt_fmt_bytes(p.data, b[4], 32), lt_fmt_bytes(p.total, b[5], 32),
-        lt_fmt_bytes(p.budget, b[0], 32));
+        lt_fmt_bytes(p.budget, b[6], 32));
     if (p.budget <= 0)
         return lt_errorf(LT_ERR_INVALID_ARG, "memory: budget_gb %g minus reserve_gb %g leaves nothing",
                          r->memory.budget_gb, r->memory.reserve_gb);
