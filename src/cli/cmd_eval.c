@@ -118,7 +118,8 @@ int lt_cmd_eval(int argc, char **argv) {
             if (!is_stop) break;
             n_keep--;
         }
-        if (!st) st = lt_tok_decode(tok, out, n_keep, true, &reply, NULL);
+        size_t reply_len = 0;
+        if (!st) st = lt_tok_decode(tok, out, n_keep, true, &reply, &reply_len);
         if (!st) {
             char *want = strdup(ref);
             trim(reply);
@@ -134,7 +135,11 @@ int lt_cmd_eval(int argc, char **argv) {
                 tasks[k].n++;
                 tasks[k].ok += good;
             }
-            if (n < show) printf("  [%s] reference '%s', answer '%s'\n", good ? "ok" : "  ", want, reply);
+            if (n < show) {
+                for (char *c = reply; *c; c++) /* one line per answer */
+                    if (*c == '\n' || *c == '\t' || *c == '\r') *c = ' ';
+                printf("  [%s] reference '%s', answer '%s'\n", good ? "ok" : "  ", want, reply);
+            }
             free(want);
             n++;
         }
