@@ -123,10 +123,28 @@ static lt_status tb_add_id(tokbuf *b, int32_t id, bool loss) {
     return NULL;
 }
 
-/* A chat conversation: tokens of the rendered template, loss on what each assistant message adds (its
- * content and the template's end-of-turn), found by rendering prefix by prefix. Segments are tokenized
- * separately: a boundary is always right after the generation prompt or after an end-of-turn, where the
- * template puts special tokens or newlines that no BPE merge crosses (Llama 3, Qwen, Mistral templates). */
+/* Tokenizes F[from, to) where the tokens up to and including the first special token (<|eot_id|>,
+ * <|im_end|>, </s>: the end-of-turn after an assistant message) carry loss and the rest do not. */
+static lt_status add_turn_end(const lt_data_opts *o, tokbuf *b, const char *text, size_t len) {
+    const int64_t before = b->n;
+    lt_status st = tb_add(b, o->tok, text, len, false, true);
+    bool after = false;
+    for (int64_t t = before; !st && t < b->n; t++) {
+        if (after) b->labels[t] = LT_DATA_IGNORE;
+        after |= lt_tok_is_special(o->tok, b->ids[t]);
+    }
+    return st;
+}
+
+/* A chat conversation: tokens of the rendered template F, loss on what each assistant message adds: the text
+ * from its generation prompt to the end of its content (Qwen3's template puts an empty think block there
+ * for the last answer: that is part of the answer), then the end-of-turn up to and including the first
+ * special token (<|eot_id|>, <|im_end|>, </s>), so the model learns to stop. Where a turn starts comes from
+ * rendering the messages before it with the generation prompt, which must be a prefix of F (templates that
+ * rewrite earlier turns when later ones come are refused for the line); its content is then located in F.
+ * Segments are tokenized separately; every cut is right after a generation prompt, at the end of a content
+ * before its end-of-turn special token, or at the next generation prompt: places no BPE merge crosses for
+ * these templates (tests/reference/data_mask.sh checks the ids equal tokenizing F whole, Llama 3 and Qwen3). */
 static lt_status chat_tokens(const lt_data_opts *o, const json_t *msgs, tokbuf *b, const char **why) {
     *why = NULL;
     if (!o->chat) {
@@ -139,36 +157,39 @@ static lt_status chat_tokens(const lt_data_opts *o, const json_t *msgs, tokbuf *
     lt_status st = lt_chat_render(o->chat, msgs, &co, &full);
     if (st) return st;
     const size_t flen = strlen(full);
-    size_t done = 0; /* characters of full already tokenized */
+    size_t done = 0;       /* characters of full already tokenized */
+    bool in_turn = false;  /* full[done..] starts right after an assistant content: an end-of-turn comes */
     json_t *prefix = json_array();
     for (size_t i = 0; !st && !*why && i < nm; i++) {
         json_t *m = json_array_get(msgs, i);
         const bool assistant = !strcmp(json_string_value(json_object_get(m, "role")), "assistant");
-        if (assistant && o->train_on_completions) {
-            char *p = NULL, *e = NULL;
-            co.add_generation_prompt = true;
-            st = lt_chat_render(o->chat, prefix, &co, &p);
+        if (!(assistant && o->train_on_completions)) {
             json_array_append(prefix, m);
-            co.add_generation_prompt = false;
-            if (!st) st = lt_chat_render(o->chat, prefix, &co, &e);
-            if (!st) {
-                const size_t pl = strlen(p), el = strlen(e);
-                if (pl < done || el < pl || strncmp(e, p, pl) || el > flen || strncmp(full, e, el)) {
-                    *why = "the chat template does not render this conversation prefix by prefix (e.g. it rewrites "
-                           "earlier turns): train_on_completions cannot find the assistant tokens";
-                } else {
-                    st = tb_add(b, o->tok, full + done, pl - done, false, false);
-                    if (!st) st = tb_add(b, o->tok, full + pl, el - pl, false, true);
-                    done = el;
-                }
-            }
-            free(p);
-            free(e);
-        } else {
-            json_array_append(prefix, m);
+            continue;
         }
+        char *p = NULL;
+        co.add_generation_prompt = true;
+        st = lt_chat_render(o->chat, prefix, &co, &p);
+        json_array_append(prefix, m);
+        if (st) break;
+        const size_t pl = strlen(p);
+        const char *content = json_string_value(json_object_get(m, "content"));
+        const char *at = pl >= done && pl <= flen && !strncmp(full, p, pl) ? strstr(full + pl, content) : NULL;
+        free(p);
+        if (!at) {
+            *why = "the chat template does not render this conversation prefix by prefix, or rewrites the assistant's "
+                   "content: train_on_completions cannot find the assistant tokens";
+            break;
+        }
+        st = in_turn ? add_turn_end(o, b, full + done, pl - done) : tb_add(b, o->tok, full + done, pl - done, false, false);
+        const size_t c_end = (size_t)(at - full) + strlen(content);
+        if (!st) st = tb_add(b, o->tok, full + pl, c_end - pl, false, true);
+        done = c_end;
+        in_turn = true;
     }
-    if (!st && !*why && done < flen) st = tb_add(b, o->tok, full + done, flen - done, false, !o->train_on_completions);
+    if (!st && !*why && done < flen)
+        st = in_turn ? add_turn_end(o, b, full + done, flen - done)
+                     : tb_add(b, o->tok, full + done, flen - done, false, !o->train_on_completions);
     json_decref(prefix);
     free(full);
     return st;
