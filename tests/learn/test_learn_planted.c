@@ -14,7 +14,8 @@
  *   the student's eval loss = mean -log p_s(next token); the teacher's own = mean -log p_t(next token), an
  *   unbiased estimate of the teacher's entropy (printed next to the exact mean entropy, as a check that the
  *   samples really come from the teacher).
- * Asserted: the KL falls by >= 10x, the eval loss ends within 5% of the teacher's, in < 180 s.
+ * Asserted: the KL falls by >= 10x, the eval loss ends within 5% of the teacher's, within 3 minutes of 2 cores
+ * (360 CPU-seconds: robust to a shared machine, where wall time is not).
  * Printed: the floor the NF4 base imposes, KL(teacher || NF4 base + the TRUE delta) — what a perfect
  * student on this base would reach without compensating the quantization.
  *
@@ -31,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "model/model.h"
@@ -53,6 +55,14 @@ static int ROWS_PER_STEP = 8;
 static double env_d(const char *name, double def) {
     const char *s = getenv(name);
     return s ? atof(s) : def;
+}
+
+/* CPU seconds of this process (all threads): unlike wall time, not inflated when other work shares the cores. */
+static double cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+           1e-6 * (double)ru.ru_stime.tv_usec;
 }
 
 static double now_s(void) {
@@ -246,14 +256,16 @@ int main(void) {
             fflush(stdout);
         }
     }
-    const double secs = now_s() - t_start;
-    printf("KL %.4f -> %.4f (%.1fx lower); eval CE %.4f vs teacher entropy %.4f (%.2f%% above); %.1f s\n", e0.kl,
-           e.kl, e0.kl / e.kl, e.student_ce, e.teacher_ce, 100.0 * (e.student_ce / e.teacher_ce - 1.0), secs);
+    const double secs = now_s() - t_start, cpu = cpu_s();
+    printf("KL %.4f -> %.4f (%.1fx lower); eval CE %.4f vs teacher entropy %.4f (%.2f%% above); %.1f s wall, %.1f "
+           "CPU-s\n", e0.kl, e.kl, e0.kl / e.kl, e.student_ce, e.teacher_ce, 100.0 * (e.student_ce / e.teacher_ce - 1.0),
+           secs, cpu);
     CHECKF(e0.kl >= 10.0 * e.kl, "the KL to the teacher fell only from %.4f to %.4f", e0.kl, e.kl);
     CHECKF(e.student_ce <= 1.05 * e.teacher_ce, "eval loss %.4f is more than 5%% above the teacher's %.4f",
            e.student_ce, e.teacher_ce);
-    /* the budget the issue sets for CI (2 cores): 3 minutes */
-    CHECKF(secs < 180.0, "the planted-adapter run took %.1f s (budget 180 s)", secs);
+    /* the budget the issue sets for CI: 3 minutes on 2 cores = 360 CPU-seconds. CPU time rather than wall time:
+       a machine shared with other work (a parallel build) stretches the wall clock, not the work done */
+    CHECKF(cpu < 360.0, "the planted-adapter run used %.1f CPU-s (budget: 3 minutes on 2 cores = 360)", cpu);
     free(train);
     free(held);
     lt_lora_free(a);
