@@ -6,8 +6,23 @@
  * ADAPTER_IN: PEFT-named lora_A / lora_B (F32), every module of every layer, rank R. loft computes
  * with BF16 A/B, so the values are rounded to BF16 and that adapter (exactly what loft computes
  * with) is written to ADAPTER_OUT (F32) for the reference. GRADS_OUT gets d loss / d tensor (F32,
- * PEFT names). Prints "sum_ce S loss L num_items N num_scored K". */
+ * PEFT names). Prints "sum_ce S loss L num_items N num_scored K".
+ *
+ * Environment (all optional):
+ *   LOFT_DROPOUT=p, LOFT_DROPOUT_MASKS=FILE   LoRA dropout; FILE receives the masks loft drew.
+ *   LOFT_GRAD_PERTURB=rel                     negative control for the checks of GRADS_OUT: adds rel times
+ *       the tensor's largest |gradient| to entry 3 of one tensor (the middle one in PEFT-name order) after
+ *       the step, as a wrong backward term would; a check that still passes cannot see errors.
+ *   LOFT_ACCUM="K B STEPS LR WD CLIP CONV", LOFT_ACCUM_OUT=FILE   gradient accumulation (train_accum.sh):
+ *       the batch's rows are STEPS windows of K micro-batches of B rows, in order. Per window: zero the
+ *       gradients, run every row with the loss denominator CONV=window: the window's total of scored
+ *       targets (loft's convention), CONV=micro: its micro-batch's count times K (the old per-micro-batch
+ *       mean, for the negative control); then lt_lora_optimizer_step (AdamW betas 0.9/0.999, eps 1e-8,
+ *       weight decay WD, constant LR, global-norm clipping to CLIP, t = window + 1). GRADS_OUT gets the
+ *       first window's gradients before clipping, FILE the FP32 masters after the last step (PEFT names);
+ *       prints "step S loss L grad_norm G" per window. num_items_in_batch must be absent. */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +142,55 @@ int main(int argc, char **argv) {
     json_t *jn = json_object_get(root, "num_items_in_batch");
     const double denom = jn ? json_number_value(jn) : (double)n_scored_all;
 
+    const char *env_accum = getenv("LOFT_ACCUM");
+    if (env_accum) {
+        int K = 0, B = 0, S = 0;
+        double lr = 0, wd = 0, clip = 0;
+        char conv[16] = "";
+        if (sscanf(env_accum, "%d %d %d %lf %lf %lf %15s", &K, &B, &S, &lr, &wd, &clip, conv) != 7 || K < 1 ||
+            B < 1 || S < 1 || (size_t)K * (size_t)B * (size_t)S != nr || jn || !getenv("LOFT_ACCUM_OUT") ||
+            (strcmp(conv, "window") && strcmp(conv, "micro"))) {
+            fprintf(stderr, "train_step_driver: LOFT_ACCUM=\"%s\": expected \"K B STEPS LR WD CLIP window|micro\" with "
+                            "K*B*STEPS = the batch's %zu rows, no num_items_in_batch, and LOFT_ACCUM_OUT set\n",
+                    env_accum, nr);
+            return 1;
+        }
+        const lt_adamw_cfg ac = {.lr = lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = wd};
+        for (int s = 0; s < S; s++) {
+            const size_t w0 = (size_t)s * (size_t)(K * B);
+            int64_t n_win = 0, n_row[4096];
+            if (K * B > 4096) return fail(NULL, "more than 4096 rows in a window");
+            for (int j = 0; j < K * B; j++) {
+                n_row[j] = 0;
+                for (int64_t t = 0; t < bs[w0 + (size_t)j].T; t++)
+                    n_row[j] += bs[w0 + (size_t)j].targets[t] != LT_IGNORE_INDEX;
+                n_win += n_row[j];
+            }
+            lt_lora_zero_grad(a);
+            double sum_win = 0;
+            for (int mb = 0; mb < K; mb++) {
+                int64_t n_mb = 0;
+                for (int j = 0; j < B; j++) n_mb += n_row[mb * B + j];
+                const double d = strcmp(conv, "window") ? (double)(n_mb * K) : (double)n_win;
+                for (int j = 0; j < B; j++) {
+                    double sce;
+                    int64_t n;
+                    lt_train_batch rb = bs[w0 + (size_t)(mb * B + j)];
+                    rb.dropout_key = 0;
+                    if ((st = lt_train_step_grads(m, a, &rb, d, ckpt, &sce, &n))) return fail(st, "step");
+                    sum_win += sce;
+                }
+            }
+            if (s == 0 && (st = lt_st_write(g_out, eg, n_t, NULL, 0))) return fail(st, g_out);
+            double norm;
+            if ((st = lt_lora_optimizer_step(a, &ac, lr, s + 1, clip, &norm))) return fail(st, "optimizer step");
+            printf("step %d loss %.17g grad_norm %.17g\n", s, sum_win / (double)n_win, norm);
+        }
+        /* ea[] points at the masters md->a / md->b */
+        if ((st = lt_st_write(getenv("LOFT_ACCUM_OUT"), ea, n_t, NULL, 0))) return fail(st, "LOFT_ACCUM_OUT");
+        goto done;
+    }
+
     lt_lora_zero_grad(a);
     double total = 0;
     int64_t scored = 0;
@@ -136,6 +200,20 @@ int main(int argc, char **argv) {
         if ((st = lt_train_step_grads(m, a, &bs[i], denom, ckpt, &s, &n))) return fail(st, "step");
         total += s;
         scored += n;
+    }
+    const char *env_perturb = getenv("LOFT_GRAD_PERTURB");
+    if (env_perturb) { /* the negative control: one entry off by rel x its tensor's largest |gradient| */
+        int64_t kk = 0; /* the middle tensor in PEFT-name (sorted) order, as the checks list them */
+        for (int64_t j = 0; j < n_t; j++) {
+            int64_t below = 0;
+            for (int64_t q = 0; q < n_t; q++) below += strcmp(names[q], names[j]) < 0;
+            if (below == n_t / 2) kk = j;
+        }
+        float *g = (float *)eg[kk].data, mx = 0;
+        const int64_t cnt = eg[kk].shape[0] * eg[kk].shape[1];
+        for (int64_t i = 0; i < cnt; i++) mx = fmaxf(mx, fabsf(g[i]));
+        g[3 % cnt] += (float)atof(env_perturb) * mx;
+        fprintf(stderr, "train_step_driver: LOFT_GRAD_PERTURB: %s[3] += %g x %g\n", names[kk], atof(env_perturb), mx);
     }
     if ((st = lt_st_write(g_out, eg, n_t, NULL, 0))) return fail(st, g_out);
     if (p_drop > 0 && env_masks) {
@@ -165,6 +243,7 @@ int main(int argc, char **argv) {
         free(mn);
     }
     printf("sum_ce %.17g loss %.17g num_items %.17g num_scored %lld\n", total, total / denom, denom, (long long)scored);
+done:
 
     for (size_t i = 0; i < nr; i++) free((void *)bs[i].ids);
     free(bs);

@@ -15,6 +15,13 @@ Usage (Debian's python, which has torch):
 
   /usr/bin/python3 lora_model_ref.py step --model DIR --adapter FILE [--adapter-config JSON]
         --batch JSON --out DIR [--dtype float64|float32]
+  /usr/bin/python3 lora_model_ref.py fd --model DIR --adapter FILE --batch JSON --out DIR [--h 1e-5]
+        (the same gradients by central finite differences of the float64 loss: no autograd)
+  /usr/bin/python3 lora_model_ref.py accum --model DIR --adapter FILE --batch JSON --out DIR
+        --window N --steps S [--lr 1e-2] [--weight-decay 0] [--max-grad-norm 0]
+        (S optimizer steps, each on ONE batch of the next N rows: loss = sum CE / the window's scored
+        targets, torch.nn.utils.clip_grad_norm_, torch.optim.AdamW on FP32 masters, forward with the
+        masters rounded to BF16 as loft computes; see accumulate())
   /usr/bin/python3 lora_model_ref.py make-adapter --model DIR --out FILE [--r 4] [--alpha 8]
         [--rslora] [--targets q_proj,v_proj,...] [--seed 0] [--b-scale 0.05] [--dtype f32|f64]
         [--layers 0,1] (test helper: random A as PEFT's init, NONZERO random B; writes FILE and
@@ -319,9 +326,10 @@ def make_adapter(model, out, r, alpha, rslora, targets, seed, b_scale, dtype, la
 def finite_differences(a):
     """d loss / d p for every LoRA parameter p by central differences (L(p+h) - L(p-h)) / 2h of the float64
     forward: no autograd anywhere, so it checks a hand-written backward independently of torch's. With
-    |L| ~ 1..5 and double rounding ~1e-16 |L|, the rounding error of the quotient is ~1e-16 |L| / h = 1e-11
-    for h = 1e-5, and the truncation error h^2/6 times the third derivative is ~1e-11 for third derivatives
-    of order 1: both far below the 1e-4 relative bound the test applies to loft's f32 gradients."""
+    |L| ~ 1..5 and double rounding ~1e-16 |L|, the rounding error of the quotient is ~1e-16 |L| / h ~ 1e-10
+    for h = 1e-5, and the truncation error is h^2/6 times the third derivative (~1e-9 absolute on the tiny
+    test models, whose third derivatives reach ~10..100: measured by comparing h = 1e-3, 1e-4, 1e-5, 1e-6,
+    see train_fd.sh): both far below the 1e-4 relative bound the test applies to loft's f32 gradients."""
     model = llama_ref.Model(a.model, torch.float64)
     adapter = load_adapter(model, a.adapter, a.adapter_config, torch.float64)
     with open(a.batch) as f:
@@ -350,6 +358,63 @@ def finite_differences(a):
     return 0
 
 
+# ---------------------------------------------------------------- optimizer steps over windows of rows
+
+
+def accumulate(a):
+    """The reference for gradient accumulation: what k micro-batches of b rows must add up to. For each of
+    --steps windows of --window consecutive rows: the loss of the window as ONE batch (sum of CE over its
+    scored targets / their count, float64 forward and autograd), its gradients cast to float32 (loft's
+    gradients are f32) as the .grad of float32 master copies, torch.nn.utils.clip_grad_norm_ over all of
+    them (when --max-grad-norm > 0), then torch.optim.AdamW (betas 0.9/0.999, eps 1e-8, foreach=False:
+    the single-tensor order loft follows) at a constant lr. As in loft, the forward of each step uses the
+    masters rounded to BF16 (the adapter's compute copy) and the masters start as given (the test gives
+    BF16-exact values). Parameter order (for the norm): layer-major, module q..down, A then B.
+    Writes masters.safetensors (F32, the masters after the last step), grads0.safetensors (F64, the first
+    window's gradients before clipping) and steps.json ([{"loss", "grad_norm", "num_scored"}] per step)."""
+    model = llama_ref.Model(a.model, torch.float64)
+    adapter = load_adapter(model, a.adapter, a.adapter_config, torch.float64)
+    with open(a.batch) as f:
+        obj = json.load(f)
+    if "num_items_in_batch" in obj:
+        raise ValueError("%s: accum: num_items_in_batch must be absent (each window is its own batch)" % a.batch)
+    rows, _ = load_batch(obj, model.cfg.vocab, a.batch)
+    if a.window < 1 or a.steps < 1 or a.window * a.steps != len(rows):
+        raise ValueError("%s: accum: %d rows, but --window %d x --steps %d" % (a.batch, len(rows), a.window, a.steps))
+    keys = sorted(adapter.mods, key=lambda lm: (lm[0], MODULES.index(lm[1])))
+    masters = []
+    for key in keys:
+        for w in ("A", "B"):
+            masters.append((adapter.mods[key]["name_a" if w == "A" else "name_b"], key, w,
+                            adapter.mods[key][w].detach().to(torch.float32).clone().requires_grad_(True)))
+    params = [p for _, _, _, p in masters]
+    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=a.weight_decay,
+                            foreach=False)
+    steps = []
+    for s in range(a.steps):
+        for _, key, w, p in masters:  # the compute copy: the master rounded to BF16 (round to nearest even)
+            adapter.mods[key][w] = p.detach().to(torch.bfloat16).to(torch.float64).requires_grad_(True)
+        window = rows[s * a.window:(s + 1) * a.window]
+        loss, grads, info = compute(model, adapter, window, None)
+        if s == 0:
+            os.makedirs(a.out, exist_ok=True)
+            write_safetensors(os.path.join(a.out, "grads0.safetensors"), grads, "F64")
+        for name, _, _, p in masters:
+            p.grad = grads[name].to(torch.float32)
+        if a.max_grad_norm > 0:
+            norm = float(torch.nn.utils.clip_grad_norm_(params, a.max_grad_norm))
+        else:
+            norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
+        opt.step()
+        steps.append({"loss": loss, "grad_norm": norm, "num_scored": info["num_scored"]})
+    os.makedirs(a.out, exist_ok=True)
+    write_safetensors(os.path.join(a.out, "masters.safetensors"), {n: p for n, _, _, p in masters}, "F32")
+    with open(os.path.join(a.out, "steps.json"), "w") as f:
+        f.write(json.dumps(steps, indent=1) + "\n")
+    print("accum: %d steps of %d rows, losses %s" % (a.steps, a.window, " ".join("%.6g" % x["loss"] for x in steps)))
+    return 0
+
+
 # ---------------------------------------------------------------- CLI
 
 
@@ -371,6 +436,17 @@ def main(argv):
     fd.add_argument("--batch", required=True)
     fd.add_argument("--out", required=True)
     fd.add_argument("--h", type=float, default=1e-5)
+    ac = sub.add_parser("accum", help="optimizer steps, each on one batch of a window of rows (torch AdamW)")
+    ac.add_argument("--model", required=True)
+    ac.add_argument("--adapter", required=True)
+    ac.add_argument("--adapter-config")
+    ac.add_argument("--batch", required=True)
+    ac.add_argument("--out", required=True)
+    ac.add_argument("--window", type=int, required=True, help="rows per optimizer step (k micro-batches x b rows)")
+    ac.add_argument("--steps", type=int, required=True)
+    ac.add_argument("--lr", type=float, default=1e-2)
+    ac.add_argument("--weight-decay", type=float, default=0.0)
+    ac.add_argument("--max-grad-norm", type=float, default=0.0, help="<= 0: no clipping")
     mk = sub.add_parser("make-adapter", help="random adapter with nonzero B (tests)")
     mk.add_argument("--model", required=True)
     mk.add_argument("--out", required=True)
@@ -395,6 +471,8 @@ def main(argv):
         return 0
     if a.cmd == "fd":
         return finite_differences(a)
+    if a.cmd == "accum":
+        return accumulate(a)
     dt = torch.float64 if a.dtype == "float64" else torch.float32
     model = llama_ref.Model(a.model, dt)
     adapter = load_adapter(model, a.adapter, a.adapter_config, dt)
