@@ -73,42 +73,65 @@ lt_status lt_lora_optimizer_step(lt_lora *a, const lt_adamw_cfg *c, double lr, i
     return NULL;
 }
 
-/* The Linear of layer l for module mo, and its spec name (for messages). */
+/* The Linear of layer l for module mo as the forward pass reads it, and the HF name of its weight. */
 static const lt_lin *module_lin(const lt_model *m, int64_t l, lt_lora_module mo) {
     const lt_layer_w *L = &m->layers[l];
     const lt_lin *w[LT_LORA_N_MODULES] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
     return w[mo];
 }
 
+static void module_weight_name(int64_t l, lt_lora_module mo, char *buf, size_t cap) {
+    snprintf(buf, cap, "model.layers.%lld.%s.%s.weight", (long long)l, mo <= LT_LORA_O ? "self_attn" : "mlp",
+             lt_lora_module_name(mo));
+}
+
 lt_status lt_lora_merge(const lt_lora *a, lt_model *m) {
     LT_ASSERT(a && m);
     if (lt_lora_n_layers(a) != m->cfg.n_layers)
-        return lt_errorf(LT_ERR_INVALID_ARG, "merge: the adapter has %lld layers, the model %lld",
+        return lt_errorf(LT_ERR_INVALID_ARG,
+                         "merge: the adapter has %lld layers, the model %lld (num_hidden_layers): the adapter was "
+                         "made for another model; merge it into the base it was trained on",
                          (long long)lt_lora_n_layers(a), (long long)m->cfg.n_layers);
-    /* check everything before changing anything */
+    /* check everything before changing anything: a refused merge leaves the model as it was */
     for (int64_t l = 0; l < m->cfg.n_layers; l++)
         for (int mo = 0; mo < LT_LORA_N_MODULES; mo++) {
             const lt_lora_mod *md = lt_lora_get(a, l, (lt_lora_module)mo);
             if (!md) continue;
+            char name[128];
+            module_weight_name(l, (lt_lora_module)mo, name, sizeof name);
+            const int64_t i = lt_model_spec_find(m->specs, m->n_weights, name);
+            if (i < 0)
+                return lt_errorf(LT_ERR_INVALID_ARG, "merge: the model has no tensor %s, which the adapter adapts",
+                                 name);
+            const lt_weight_spec *sp = &m->specs[i];
+            if (sp->ndim != 2 || sp->shape[0] != md->out || sp->shape[1] != md->in)
+                return lt_errorf(LT_ERR_INVALID_ARG,
+                                 "merge: %s is [%lld, %lld] in the model but the adapter's B A is [%lld, %lld]: the "
+                                 "adapter was made for another model; merge it into the base it was trained on",
+                                 name, (long long)sp->shape[0], (long long)(sp->ndim == 2 ? sp->shape[1] : 1),
+                                 (long long)md->out, (long long)md->in);
             const lt_lin *w = module_lin(m, l, (lt_lora_module)mo);
             if (w->q || !w->f)
                 return lt_errorf(LT_ERR_UNSUPPORTED,
-                                 "merge: model.layers.%lld.%s is held quantized; merge into an f32 model (load it "
-                                 "without quantization, or write the merged weights with lt_merge_write)",
-                                 (long long)l, lt_lora_module_name((lt_lora_module)mo));
+                                 "merge: %s is held quantized; merge into an f32 model (load it without "
+                                 "quantization, or load the dequantized weights lt_model_save_effective writes)",
+                                 name);
         }
     for (int64_t l = 0; l < m->cfg.n_layers; l++)
         for (int mo = 0; mo < LT_LORA_N_MODULES; mo++) {
             const lt_lora_mod *md = lt_lora_get(a, l, (lt_lora_module)mo);
             if (!md) continue;
-            float *W = (float *)module_lin(m, l, (lt_lora_module)mo)->f; /* the model's own pool block */
+            float *W = (float *)module_lin(m, l, (lt_lora_module)mo)->f; /* the model's own pool block [out, in] */
             const int64_t r = md->r, in = md->in;
             for (int64_t o = 0; o < md->out; o++) {
                 float *wr = W + o * in;
+                const uint16_t *br = md->b_bf16 + o * r;
                 for (int64_t i = 0; i < in; i++) {
-                    double acc = 0; /* the exact BF16 product, rounded once */
+                    /* (B A)[o, i] of the BF16 values in double: each product of two BF16 values is exact
+                       and r of them sum without loss that matters, so W gets s * (B A) rounded once */
+                    double acc = 0;
                     for (int64_t k = 0; k < r; k++)
-                        acc += (double)lt_bf16_to_f32(md->b_bf16[o * r + k]) * (double)lt_bf16_to_f32(md->a_bf16[k * in + i]);
+                        acc += (double)lt_bf16_to_f32(br[k]) * (double)lt_bf16_to_f32(md->a_bf16[k * in + i]);
                     wr[i] = (float)((double)wr[i] + (double)md->scale * acc);
                 }
             }
