@@ -287,7 +287,7 @@ static lt_status list_steps(const char *dir, bool clean_tmp, step_list *out) {
         out->steps[out->n++] = s;
     }
     closedir(d);
-    qsort(out->steps, (size_t)out->n, sizeof *out->steps, cmp_i64);
+    if (out->n > 1) qsort(out->steps, (size_t)out->n, sizeof *out->steps, cmp_i64);
     return NULL;
 }
 
@@ -554,7 +554,7 @@ lt_status lt_ckpt_open(const char *path, lt_ckpt **out) {
     if (root >= 0) H5Gclose(root);
     if (H5Fclose(f) < 0 && !st) st = lt_errorf(LT_ERR_FORMAT, "checkpoint %s: closing failed", path);
     if (!st) {
-        qsort(c->items, (size_t)c->n_items, sizeof *c->items, cmp_ck_item);
+        if (c->n_items > 1) qsort(c->items, (size_t)c->n_items, sizeof *c->items, cmp_ck_item);
         const char *want = NULL;
         for (int64_t i = 0; i < c->n_attrs; i++)
             if (!strcmp(c->attrs[i].name, "loft_checksum") && c->attrs[i].kind == LT_CKPT_STR) want = c->attrs[i].s;
