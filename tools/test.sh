@@ -10,7 +10,10 @@ tools/deps.sh test
 tools/fetch_npm.sh >/dev/null
 build=${BUILD_DIR:-build}
 extra=()
-if [ "${LOFT_SANITIZE:-0}" = 1 ]; then extra+=(-DLOFT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo); fi
+if [ "${LOFT_SANITIZE:-0}" = 1 ]; then
+  extra+=(-DLOFT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+  export LSAN_OPTIONS="suppressions=$PWD/tools/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+fi
 cmake -S . -B "$build" "${extra[@]}" >/dev/null
 cmake --build "$build" -j"$(nproc)"
 cd "$build"
