@@ -63,4 +63,15 @@ void lt_metrics_close(lt_metrics *m);
 
 lt_status lt_plot_run(const char *run_dir, const char *out_path);
 
+/* (added: the resume truncation and the plot read lines the same way) One line of metrics.jsonl: false
+ * unless it is a JSON object with an integer "step". "loss" / "eval_loss" are taken when present as
+ * numbers, or as the bare nan / inf / -inf / NaN / Infinity tokens printf and Python write for non-finite
+ * values (has_* true, the value non-finite); absent: has_* false and NaN. A trailing newline is ignored. */
+typedef struct lt_metrics_line {
+    int64_t step;
+    bool has_loss, has_eval;
+    double loss, eval_loss;
+} lt_metrics_line;
+bool lt_metrics_parse_line(const char *line, size_t len, lt_metrics_line *out);
+
 #endif
