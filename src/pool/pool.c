@@ -36,6 +36,7 @@ typedef struct lt_pool_block {
     int64_t bytes;    /* as asked (accounted) */
     size_t map_bytes; /* length of the mmap, 0 when from aligned_alloc */
     int tag;
+    void *ext; /* external memory (lt_pool_set_mem): the caller's pointer; this header is calloc'ed */
 } lt_pool_block;
 
 _Static_assert(sizeof(lt_pool_block) <= LT_POOL_HDR, "pool block header must fit in its 64 bytes");
@@ -49,6 +50,7 @@ struct lt_pool {
     int64_t tag_high_water[LT_POOL_TAG_COUNT];
     int64_t n_allocs;
     lt_pool_block *head; /* live blocks, most recent first */
+    lt_pool_mem_ops mem; /* external memory (device memory); alloc NULL: host memory */
 };
 
 static const char *const lt_pool_tag_names[LT_POOL_TAG_COUNT] = {
@@ -103,7 +105,10 @@ lt_status lt_pool_create(int64_t budget_bytes, lt_pool **out) {
 
 static void lt_pool_release(lt_pool_block *b) {
     b->magic = LT_POOL_DEAD;
-    if (b->map_bytes)
+    if (b->ext) {
+        b->pool->mem.free(b->ext, b->pool->mem.ctx);
+        free(b);
+    } else if (b->map_bytes)
         munmap(b, b->map_bytes);
     else
         free(b);
@@ -210,7 +215,15 @@ lt_status lt_pool_alloc(lt_pool *p, lt_pool_tag tag, int64_t bytes, const char *
     /* header + page rounding must not overflow (only reachable with an absurd budget) */
     lt_pool_block *b = NULL;
     errno = ENOMEM;
-    if (bytes <= INT64_MAX - ((int64_t)1 << 22)) b = lt_pool_obtain(bytes + LT_POOL_HDR);
+    char ext_err[160] = "";
+    if (p->mem.alloc) {
+        b = calloc(1, sizeof *b);
+        if (b && p->mem.alloc(&b->ext, (size_t)(bytes ? bytes : 1), p->mem.ctx, ext_err, sizeof ext_err) != 0) {
+            free(b);
+            b = NULL;
+        }
+    } else if (bytes <= INT64_MAX - ((int64_t)1 << 22))
+        b = lt_pool_obtain(bytes + LT_POOL_HDR);
     if (!b) {
         int e = errno;
         lt_pool_lock(p);
@@ -218,6 +231,12 @@ lt_status lt_pool_alloc(lt_pool *p, lt_pool_tag tag, int64_t bytes, const char *
         p->tag_used[tag] -= bytes;
         lt_pool_unlock(p);
         char s[32];
+        if (p->mem.alloc)
+            return lt_errorf(LT_ERR_NOMEM,
+                             "%s refused %s for %s \"%s\" (%s), although it is within the memory budget: lower "
+                             "memory.budget_gb to what the device really has free",
+                             p->mem.name ? p->mem.name : "the device", lt_fmt_bytes(bytes, s, sizeof s),
+                             lt_pool_tag_names[tag], what ? what : "?", ext_err[0] ? ext_err : "out of memory");
         return lt_errorf(LT_ERR_NOMEM,
                          "the operating system refused %s for %s \"%s\" (%s), although it is within the memory "
                          "budget: lower memory.budget_gb to what the machine really has free",
@@ -238,14 +257,33 @@ lt_status lt_pool_alloc(lt_pool *p, lt_pool_tag tag, int64_t bytes, const char *
     if (p->tag_used[tag] > p->tag_high_water[tag]) p->tag_high_water[tag] = p->tag_used[tag];
     lt_pool_unlock(p);
 
-    *out = (char *)b + LT_POOL_HDR;
+    *out = b->ext ? b->ext : (char *)b + LT_POOL_HDR;
     return NULL;
 }
+
+void lt_pool_set_mem(lt_pool *p, const lt_pool_mem_ops *ops) {
+    LT_ASSERT(p && ops);
+    lt_pool_lock(p);
+    const bool empty = p->head == NULL;
+    if (empty) p->mem = *ops;
+    lt_pool_unlock(p);
+    LT_ASSERT(empty); /* switching the memory under live blocks would free them with the wrong call */
+}
+
+bool lt_pool_is_external(const lt_pool *p) { return p->mem.alloc != NULL; }
 
 void lt_pool_free(lt_pool *p, void *ptr) {
     if (!ptr) return;
     LT_ASSERT(p);
-    lt_pool_block *b = (lt_pool_block *)((char *)ptr - LT_POOL_HDR);
+    lt_pool_block *b = NULL;
+    if (p->mem.alloc) { /* external memory: the header is not next to it (it may not be host memory) */
+        lt_pool_lock(p);
+        for (b = p->head; b && b->ext != ptr; b = b->next) {
+        }
+        lt_pool_unlock(p);
+        LT_ASSERT(b); /* a pointer not from this pool, or a double free */
+    } else
+        b = (lt_pool_block *)((char *)ptr - LT_POOL_HDR);
     /* A wrong magic means a pointer not from this pool, or a double free of a small block. */
     LT_ASSERT(b->magic == LT_POOL_MAGIC && b->pool == p);
     lt_pool_lock(p);

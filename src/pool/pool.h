@@ -53,6 +53,21 @@ void lt_pool_free(lt_pool *p, void *ptr); /* NULL is a no-op */
 lt_status lt_pool_charge(lt_pool *p, lt_pool_tag tag, int64_t bytes, const char *what);
 void lt_pool_uncharge(lt_pool *p, lt_pool_tag tag, int64_t bytes);
 
+/* (added) External memory, e.g. GPU device memory (backend/cuda installs cudaMalloc/cudaFree on a
+ * discrete GPU): every later block comes from ops->alloc (zero-filled, aligned for any type) and
+ * goes back through ops->free; budgets, tags and refusals work exactly as for host memory. The
+ * block headers then live in host memory beside it, so the pointers handed out may be device
+ * addresses the host cannot touch. Set it on an empty pool, once. alloc returns 0 or non-zero with
+ * a reason in err. */
+typedef struct lt_pool_mem_ops {
+    const char *name; /* for messages: "the GPU (cudaMalloc)" */
+    int (*alloc)(void **out, size_t bytes, void *ctx, char *err, size_t err_cap);
+    void (*free)(void *ptr, void *ctx);
+    void *ctx;
+} lt_pool_mem_ops;
+void lt_pool_set_mem(lt_pool *p, const lt_pool_mem_ops *ops);
+bool lt_pool_is_external(const lt_pool *p);
+
 lt_pool_stats lt_pool_get_stats(const lt_pool *p);
 void lt_pool_reset_high_water(lt_pool *p);
 /* One line per tag with current/high-water bytes, e.g. for --verbose and error messages. */

@@ -242,8 +242,66 @@ static void test_threads(void) {
     lt_pool_destroy(p);
 }
 
+/* External memory (what backend/cuda installs on a discrete GPU), with a fake allocator that keeps a
+ * count and can refuse: budgets and tags as for host memory, pointers are the allocator's own (not
+ * preceded by a header), frees go back to it (also at destroy), and a refusal names the memory and
+ * the allocator's reason and leaves the accounting unchanged. */
+typedef struct fake_mem {
+    int live, calls;
+    bool refuse;
+    void *last;
+} fake_mem;
+
+static int fake_alloc(void **out, size_t bytes, void *ctx, char *err, size_t cap) {
+    fake_mem *f = ctx;
+    f->calls++;
+    if (f->refuse) {
+        snprintf(err, cap, "fake: device full");
+        return 2;
+    }
+    *out = calloc(1, bytes);
+    if (!*out) return 1;
+    f->live++;
+    f->last = *out;
+    return 0;
+}
+
+static void fake_free(void *p, void *ctx) {
+    fake_mem *f = ctx;
+    f->live--;
+    free(p);
+}
+
+static void test_external(void) {
+    lt_pool *p;
+    CHECK_OK(lt_pool_create(1000, &p));
+    fake_mem f = {0};
+    const lt_pool_mem_ops ops = {"the fake GPU", fake_alloc, fake_free, &f};
+    CHECK(!lt_pool_is_external(p));
+    lt_pool_set_mem(p, &ops);
+    CHECK(lt_pool_is_external(p));
+    void *a = NULL, *b = NULL, *c = NULL;
+    CHECK_OK(lt_pool_alloc(p, LT_POOL_KV, 400, "kv", &a));
+    CHECK(a == f.last && f.live == 1);
+    CHECK_OK(lt_pool_alloc(p, LT_POOL_WEIGHTS, 500, "w", &b));
+    CHECK(b == f.last && f.live == 2);
+    CHECK(((unsigned char *)a)[399] == 0);
+    CHECK_ERR(lt_pool_alloc(p, LT_POOL_KV, 200, "kv2", &c), "memory budget exceeded");
+    CHECK(f.calls == 2 && c == NULL); /* refused before the allocator is asked */
+    lt_pool_free(p, a);
+    CHECK(f.live == 1 && lt_pool_get_stats(p).used == 500 && lt_pool_get_stats(p).tag_used[LT_POOL_KV] == 0);
+    f.refuse = true;
+    CHECK_ERR(lt_pool_alloc(p, LT_POOL_KV, 100, "kv3", &c), "the fake GPU refused");
+    f.refuse = false;
+    CHECK(lt_pool_get_stats(p).used == 500 && lt_pool_get_stats(p).n_allocs == 1);
+    CHECK(lt_pool_get_stats(p).high_water == 900);
+    lt_pool_destroy(p); /* releases b through fake_free */
+    CHECK(f.live == 0);
+}
+
 int main(void) {
     test_fmt();
+    test_external();
     test_create_args();
     test_budget_and_accounting();
     test_alignment_and_zero();
