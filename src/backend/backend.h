@@ -16,6 +16,9 @@
 #include "core/core.h"
 #include "quant/quant.h"
 
+/* Philox counter word 3 of the LoRA dropout stream: a domain tag ("Drop") + the module in the low bits. */
+#define LT_DROPOUT_DOMAIN 0x44726F00u
+
 typedef struct lt_backend {
     const char *name;
 
@@ -107,9 +110,38 @@ typedef struct lt_backend {
      * lt_ce_scratch(T, H, V) floats. */
     double (*ce_loss)(const float *x, const float *w, const lt_qtensor *wq, const int32_t *labels, float *dx,
                       float grad_scale, int64_t T, int64_t H, int64_t V, int64_t *n_valid, float *scratch);
+
+    /* ------------------------------------------------------------ data movement (training step)
+     * What the step would otherwise do with host loops, so that it never touches activation
+     * memory itself (on the GPU that memory is device memory). Elementwise, exact: the CPU forms
+     * give the same bits as the loops they replace. */
+
+    /* Host memory -> the backend's memory, and back (memcpy on the CPU). Synchronous: src may be
+     * reused as soon as the call returns, and copy_out waits for the ops queued before it. */
+    void (*copy_in)(void *dst, const void *src, int64_t bytes);
+    void (*copy_out)(void *dst, const void *src, int64_t bytes);
+    /* x[0..n) = 0 */
+    void (*zero)(float *x, int64_t n);
+    /* out[i] = a[i] + b[i]; out may alias a or b. */
+    void (*add3)(float *out, const float *a, const float *b, int64_t n);
+    /* out[i] = s * x[i]; out may alias x. */
+    void (*scale)(float *out, const float *x, float s, int64_t n);
+    /* y[r, :] += bias[:] for rows x n. */
+    void (*add_rows)(float *y, const float *bias, int64_t rows, int64_t n);
+    /* dst[k, :] = src[idx[k], :] (gather) / dst[idx[k], :] = src[k, :] (scatter), k < n_idx, rows of dim. */
+    void (*gather_rows)(const float *src, const int32_t *idx, int64_t n_idx, int64_t dim, float *dst);
+    void (*scatter_rows)(const float *src, const int32_t *idx, int64_t n_idx, int64_t dim, float *dst);
+    /* out[t, :] = dequant(table)[ids[t], :] (a quantized embedding), table [vocab, dim]. */
+    void (*embedding_q)(const lt_qtensor *table, const int32_t *ids, float *out, int64_t n);
+    /* LoRA dropout (train/step.h lt_train_dropout): out[e] = keep(key, layer, module, e) ? x[e]/(1-p) : 0,
+     * the keep draw from Philox4x32-10 keyed by key, counter (e/4 lo, hi, layer, domain|module), word e%4.
+     * out may alias x. */
+    void (*dropout)(uint64_t key, int64_t layer, int module, double p, const float *x, float *out, int64_t n);
 } lt_backend;
 
 const lt_backend *lt_backend_cpu(void);
+/* The CUDA backend (backend/cuda/cuda.h): NULL until lt_cuda_init succeeded. */
+const lt_backend *lt_backend_cuda(void);
 int64_t lt_attention_scratch(int64_t T, int64_t n_past, int64_t n_heads);
 int64_t lt_qlinear_scratch(int64_t M, int64_t K, int64_t N);
 int64_t lt_qlinear_dx_scratch(int64_t M, int64_t K, int64_t N);

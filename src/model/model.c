@@ -355,7 +355,10 @@ void lt_model_free(lt_model *m) {
     free(m->qw);
     free(m->specs);
     free(m->layers);
-    free(m->inv_freq);
+    if (m->inv_freq_block)
+        lt_pool_free(m->pool, m->inv_freq_block);
+    else
+        free(m->inv_freq);
     if (m->release) m->release(m->release_ctx);
     free(m);
 }

@@ -69,6 +69,15 @@ typedef struct lt_load_opts {
 
 lt_status lt_model_load_opts(const char *dir, lt_pool *pool, const lt_backend *be, const lt_load_opts *opts,
                              lt_model **out);
+/* (added) A copy of loaded model src in another backend's memory: every weight (f32 or quantized, the
+ * same formats) allocated from pool and filled with be->copy_in, the RoPE table too. For the GPU:
+ * pool is the pool lt_cuda_init made device memory, be = lt_backend_cuda(). Free with lt_model_free. */
+lt_status lt_model_copy(const lt_model *src, lt_pool *pool, const lt_backend *be, lt_model **out);
+/* (added) Parameters of every weight (embedding, Linears, norms, lm_head unless tied). */
+int64_t lt_model_n_params(const lt_model *m);
+/* (added) Weight i (0 <= i < lt_model_n_qweights) when held quantized, else NULL (benchmarks). */
+int64_t lt_model_n_qweights(const lt_model *m);
+const lt_qtensor *lt_model_qweight(const lt_model *m, int64_t i);
 /* Loads a GGUF v3 file (llama, qwen2, qwen3; F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q4_K/Q6_K tensors), or
  * the only *.gguf of a directory, held as opts says: f32, or quantized to opts->format (a Q8_0
  * tensor with format Q8_0 keeps its blocks byte for byte; others are dequantized and quantized

@@ -41,6 +41,7 @@ struct lt_model {
     lt_quant_summary qsum;
     int64_t qscratch_rows; /* max over the model's quantized linears: K*N products for scratch */
     float *inv_freq; /* [head_dim/2] */
+    void *inv_freq_block; /* non-NULL in a device copy: inv_freq is this pool block, not malloc'ed */
     int64_t weight_bytes;
     /* a loader's mapping that m->qw or m->w point into (an mmap'ed cache): released last by
        lt_model_free; NULL when the pool owns everything */

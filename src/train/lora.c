@@ -330,6 +330,87 @@ void lt_lora_sync_bf16(lt_lora *a) {
         if (a->mods[i].used) sync_mod(&a->mods[i]);
 }
 
+/* ---------------------------------------------------------------- mirrors (GPU copies) */
+
+lt_status lt_lora_mirror_create(const lt_lora *host, lt_pool *pool, lt_lora **out) {
+    *out = NULL;
+    lt_lora *a = calloc(1, sizeof *a);
+    if (!a) return lt_errorf(LT_ERR_NOMEM, "lora mirror: out of memory for the adapter table");
+    a->pool = pool;
+    a->cfg = host->cfg;
+    a->n_layers = host->n_layers;
+    a->mods = calloc((size_t)host->n_layers * LT_LORA_N_MODULES, sizeof *a->mods);
+    if (!a->mods) {
+        free(a);
+        return lt_errorf(LT_ERR_NOMEM, "lora mirror: out of memory for the module table");
+    }
+    lt_status st = NULL;
+    int64_t max_r = 0;
+    for (int64_t i = 0; !st && i < host->n_layers * LT_LORA_N_MODULES; i++) {
+        if (!host->mods[i].used) continue;
+        lora_mod_priv *p = &a->mods[i];
+        const lt_lora_mod *hm = &host->mods[i].pub;
+        p->pub.module = hm->module;
+        p->pub.layer = hm->layer;
+        p->pub.in = hm->in;
+        p->pub.out = hm->out;
+        p->pub.r = hm->r;
+        p->pub.scale = hm->scale;
+        p->owner = a;
+        char what[96];
+        snprintf(what, sizeof what, "lora mirror.layers.%lld.%s", (long long)hm->layer, k_names[hm->module]);
+        st = alloc_mod(a, p, what); /* zero-filled by the pool: the gradients start at 0 */
+        if (!st) p->used = true;
+        if (hm->r > max_r) max_r = hm->r;
+    }
+    if (!st)
+        st = lt_pool_alloc(pool, LT_POOL_SCRATCH, LT_LORA_ROWS * max_r * (int64_t)sizeof(float), "lora.forward_scratch",
+                           (void **)&a->fwd_scratch);
+    if (st) {
+        lt_lora_free(a);
+        return lt_status_wrapf(st, "lora: allocating the adapter mirror");
+    }
+    *out = a;
+    return NULL;
+}
+
+void lt_lora_mirror_push(const lt_lora *host, lt_lora *mirror, const lt_backend *be) {
+    LT_ASSERT(host->n_layers == mirror->n_layers);
+    for (int64_t i = 0; i < host->n_layers * LT_LORA_N_MODULES; i++) {
+        if (!host->mods[i].used) continue;
+        const lora_mod_priv *h = &host->mods[i];
+        lora_mod_priv *d = &mirror->mods[i];
+        LT_ASSERT(d->used && d->pub.r == h->pub.r && d->pub.in == h->pub.in && d->pub.out == h->pub.out);
+        const int64_t na = h->pub.r * h->pub.in * (int64_t)sizeof(float), nb = h->pub.out * h->pub.r * (int64_t)sizeof(float);
+        be->copy_in(d->at, h->at, na);
+        be->copy_in(d->af, h->af, na);
+        be->copy_in(d->bs, h->bs, nb);
+        be->copy_in(d->bst, h->bst, nb);
+        be->copy_in(d->pub.a_bf16, h->pub.a_bf16, na / 2);
+        be->copy_in(d->pub.b_bf16, h->pub.b_bf16, nb / 2);
+    }
+}
+
+void lt_lora_mirror_pull_grads(const lt_lora *mirror, lt_lora *host, const lt_backend *be) {
+    LT_ASSERT(host->n_layers == mirror->n_layers);
+    for (int64_t i = 0; i < host->n_layers * LT_LORA_N_MODULES; i++) {
+        if (!host->mods[i].used) continue;
+        const lt_lora_mod *d = &mirror->mods[i].pub;
+        lt_lora_mod *h = &host->mods[i].pub;
+        be->copy_out(h->ga, d->ga, h->r * h->in * (int64_t)sizeof(float));
+        be->copy_out(h->gb, d->gb, h->out * h->r * (int64_t)sizeof(float));
+    }
+}
+
+void lt_lora_mirror_zero_grad(lt_lora *mirror, const lt_backend *be) {
+    for (int64_t i = 0; i < mirror->n_layers * LT_LORA_N_MODULES; i++) {
+        if (!mirror->mods[i].used) continue;
+        const lt_lora_mod *m = &mirror->mods[i].pub;
+        be->zero(m->ga, m->r * m->in);
+        be->zero(m->gb, m->out * m->r);
+    }
+}
+
 static const lora_mod_priv *priv_of(const lt_lora_mod *m) {
     const lora_mod_priv *p = (const lora_mod_priv *)(const void *)m;
     LT_ASSERT(p->used && p->owner); /* m must come from lt_lora_get */
@@ -361,10 +442,10 @@ void lt_lora_backward(const lt_backend *be, lt_lora_mod *m, const float *x, cons
     const int64_t n = T * m->r;
     /* scratch = s * xa (xa recomputed when not given: the same GEMM as forward, same bits) */
     if (xa)
-        for (int64_t i = 0; i < n; i++) scratch[i] = m->scale * xa[i];
+        be->scale(scratch, xa, m->scale, n);
     else {
         be->matmul_nn(x, p->at, scratch, T, m->in, m->r, 0.0f);
-        for (int64_t i = 0; i < n; i++) scratch[i] *= m->scale;
+        be->scale(scratch, scratch, m->scale, n);
     }
     be->matmul_tn(dy, scratch, m->gb, m->out, T, m->r, 1.0f);        /* gb[out, r] += dy^T (s xa) */
     be->matmul_nn(dy, p->bs, scratch, T, m->out, m->r, 0.0f);        /* dxa[T, r] = dy (sB) */

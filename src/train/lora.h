@@ -110,4 +110,17 @@ lt_status lt_lora_optimizer_step(lt_lora *a, const lt_adamw_cfg *c, double lr, i
  * weight or a model whose shape differs from the adapter's, naming the tensor. */
 lt_status lt_lora_merge(const lt_lora *a, lt_model *m);
 
+/* (added) Mirrors: the adapter's compute state in another backend's memory (the GPU's), for training
+ * steps run there while the masters, the moments and AdamW stay with the host adapter.
+ *   lt_lora_mirror_create: same modules and shapes, buffers from pool (zeroed: gradients start at 0);
+ *   lt_lora_mirror_push: host -> mirror, the compute copies (after init and after each optimizer step);
+ *   lt_lora_mirror_pull_grads: mirror -> host, the gradients (overwriting the host's);
+ *   lt_lora_mirror_zero_grad: zero the mirror's gradients (a new accumulation window).
+ * The mirror's masters, moments and BF16 copies are unused (its lt_lora_mod fields a, b, ma, ... point
+ * into memory the host must not touch on a GPU). Free with lt_lora_free. */
+lt_status lt_lora_mirror_create(const lt_lora *host, lt_pool *pool, lt_lora **out);
+void lt_lora_mirror_push(const lt_lora *host, lt_lora *mirror, const lt_backend *be);
+void lt_lora_mirror_pull_grads(const lt_lora *mirror, lt_lora *host, const lt_backend *be);
+void lt_lora_mirror_zero_grad(lt_lora *mirror, const lt_backend *be);
+
 #endif

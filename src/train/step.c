@@ -44,30 +44,14 @@ typedef struct step_ctx {
        [T, max(H, I, qd)] each; the masks are regenerated from the key, never stored */
     double p_drop;
     float *xd, *dxd;
+    /* the batch's index arrays in the backend's memory (device memory on the GPU) */
+    const int32_t *ids, *pos, *doc;
 } step_ctx;
 
 /* ---------------------------------------------------------------- LoRA dropout */
 
-/* Philox counter word 3 of the dropout stream: a domain tag ("Drop") + the module in the low bits. */
-#define LT_DROPOUT_DOMAIN 0x44726F00u
-
 void lt_train_dropout(uint64_t key, int64_t layer, int module, double p, const float *x, float *out, int64_t n) {
-    LT_ASSERT(p >= 0.0 && p < 1.0 && layer >= 0 && layer <= UINT32_MAX && module >= 0 && module < 256);
-    /* element e is kept when its 32-bit draw >= p * 2^32 (so P(keep) = 1 - p to 2^-32), and scaled by
-       1/(1-p) as torch.nn.Dropout scales; the draw for e is word e%4 of block e/4 */
-    const uint64_t thr = (uint64_t)(p * 4294967296.0);
-    const float scale = (float)(1.0 / (1.0 - p));
-    const uint32_t k2[2] = {(uint32_t)key, (uint32_t)(key >> 32)};
-    for (int64_t b = 0; b * 4 < n; b++) {
-        const uint32_t ctr[4] = {(uint32_t)b, (uint32_t)((uint64_t)b >> 32), (uint32_t)layer,
-                                 LT_DROPOUT_DOMAIN | (uint32_t)module};
-        uint32_t u[4];
-        lt_philox4x32_raw(ctr, k2, u);
-        for (int j = 0; j < 4 && b * 4 + j < n; j++) {
-            const int64_t e = b * 4 + j;
-            out[e] = (uint64_t)u[j] >= thr ? x[e] * scale : 0.0f;
-        }
-    }
+    lt_backend_cpu()->dropout(key, layer, module, p, x, out, n); /* the mask stream is the backend's (backend.h) */
 }
 
 /* ---------------------------------------------------------------- allocation helpers */
@@ -135,13 +119,12 @@ static void proj_fwd(const step_ctx *c, const lt_lin *w, const float *bias, int6
         be->qlinear(x, w->q, bias, y, c->T, K, N, c->scratch); /* deterministic for any thread count */
     } else {
         be->matmul_nt(x, w->f, y, c->T, K, N, 0.0f); /* not `linear`: threaded BLAS bits vary with threads */
-        if (bias)
-            for (int64_t t = 0; t < c->T; t++) be->add(y + t * N, bias, N);
+        if (bias) be->add_rows(y, bias, c->T, N);
     }
     const lt_lora_mod *md = lt_lora_get(c->a, layer, mo);
     if (!md) return;
     if (c->p_drop > 0.0) {
-        lt_train_dropout(c->b->dropout_key, layer, (int)mo, c->p_drop, x, c->xd, c->T * K);
+        be->dropout(c->b->dropout_key, layer, (int)mo, c->p_drop, x, c->xd, c->T * K);
         x = c->xd;
     }
     lt_lora_forward(be, md, x, y, c->T, xa);
@@ -153,7 +136,7 @@ static void layer_fwd(const step_ctx *c, int64_t l, const float *x, step_save *s
     const lt_backend *be = m->be;
     const lt_layer_w *L = &m->layers[l];
     const int64_t T = c->T, H = c->H, I = c->I;
-    const int32_t *pos = c->b->pos;
+    const int32_t *pos = c->pos;
 
     be->rmsnorm(x, L->attn_norm, s->xn1, T, H, c->eps);
     proj_fwd(c, &L->wq, L->bq, l, LT_LORA_Q, s->xn1, c->qk_norm ? s->qr : s->q, H, c->qd, s->xa[LT_LORA_Q]);
@@ -165,16 +148,16 @@ static void layer_fwd(const step_ctx *c, int64_t l, const float *x, step_save *s
     }
     be->rope(s->q, pos, T, c->nh, c->hd, m->inv_freq);
     be->rope(s->k, pos, T, c->nkv, c->hd, m->inv_freq);
-    be->attention_fwd(s->q, s->k, s->v, c->b->doc, s->att, s->lse, T, c->nh, c->nkv, c->hd, c->scratch);
+    be->attention_fwd(s->q, s->k, s->v, c->doc, s->att, s->lse, T, c->nh, c->nkv, c->hd, c->scratch);
     proj_fwd(c, &L->wo, L->bo, l, LT_LORA_O, s->att, c->tmp, c->qd, H, s->xa[LT_LORA_O]);
-    for (int64_t i = 0; i < T * H; i++) s->xmid[i] = x[i] + c->tmp[i];
+    be->add3(s->xmid, x, c->tmp, T * H);
 
     be->rmsnorm(s->xmid, L->mlp_norm, s->xn2, T, H, c->eps);
     proj_fwd(c, &L->wg, L->bg, l, LT_LORA_GATE, s->xn2, s->gate, H, I, s->xa[LT_LORA_GATE]);
     proj_fwd(c, &L->wu, L->bu, l, LT_LORA_UP, s->xn2, s->up, H, I, s->xa[LT_LORA_UP]);
     be->swiglu(s->gate, s->up, s->h, T * I);
     proj_fwd(c, &L->wd, L->bd, l, LT_LORA_DOWN, s->h, c->tmp, I, H, s->xa[LT_LORA_DOWN]);
-    for (int64_t i = 0; i < T * H; i++) xout[i] = s->xmid[i] + c->tmp[i];
+    be->add3(xout, s->xmid, c->tmp, T * H);
 }
 
 /* ---------------------------------------------------------------- backward */
@@ -194,11 +177,11 @@ static void proj_bwd(const step_ctx *c, const lt_lin *w, int64_t layer, lt_lora_
         /* the branch saw xd = mask * x / (1-p): its grads use xd, and its input gradient goes back
            through the same mask */
         const int64_t n = c->T * K;
-        lt_train_dropout(c->b->dropout_key, layer, (int)mo, c->p_drop, x, c->xd, n);
-        memset(c->dxd, 0, (size_t)n * sizeof(float));
+        be->dropout(c->b->dropout_key, layer, (int)mo, c->p_drop, x, c->xd, n);
+        be->zero(c->dxd, n);
         lt_lora_backward(be, md, c->xd, dy, xa, c->dxd, c->T, c->scratch);
-        lt_train_dropout(c->b->dropout_key, layer, (int)mo, c->p_drop, c->dxd, c->dxd, n);
-        for (int64_t i = 0; i < n; i++) dx[i] += c->dxd[i];
+        be->dropout(c->b->dropout_key, layer, (int)mo, c->p_drop, c->dxd, c->dxd, n);
+        be->add(dx, c->dxd, n);
         return;
     }
     lt_lora_backward(be, md, x, dy, xa, dx, c->T, c->scratch);
@@ -210,7 +193,7 @@ static void layer_bwd(const step_ctx *c, int64_t l, const float *x, step_save *s
     const lt_backend *be = m->be;
     const lt_layer_w *L = &m->layers[l];
     const int64_t T = c->T, H = c->H, I = c->I;
-    const int32_t *pos = c->b->pos;
+    const int32_t *pos = c->pos;
 
     /* MLP: xout = xmid + down(h) */
     proj_bwd(c, &L->wd, l, LT_LORA_DOWN, s->h, c->dres, s->xa[LT_LORA_DOWN], c->dI, I, H, 0.0f);
@@ -223,7 +206,7 @@ static void layer_bwd(const step_ctx *c, int64_t l, const float *x, step_save *s
     /* attention: xmid = x + o(att) */
     float *datt = c->dqr; /* [T, qd], free until the q/k-norm backward */
     proj_bwd(c, &L->wo, l, LT_LORA_O, s->att, c->dres, s->xa[LT_LORA_O], datt, c->qd, H, 0.0f);
-    be->attention_bwd(s->q, s->k, s->v, c->b->doc, s->att, s->lse, datt, c->dq, c->dk, c->dv, T, c->nh, c->nkv,
+    be->attention_bwd(s->q, s->k, s->v, c->doc, s->att, s->lse, datt, c->dq, c->dk, c->dv, T, c->nh, c->nkv,
                       c->hd, c->scratch);
     be->rope_bwd(c->dq, pos, T, c->nh, c->hd, m->inv_freq);
     be->rope_bwd(c->dk, pos, T, c->nkv, c->hd, m->inv_freq);
@@ -400,14 +383,26 @@ static lt_status run_step(lt_model *m, lt_lora *a, const lt_train_batch *b, doub
         st = act_alloc(pool, l, T * kmax, "lora dropout input", &c.xd);
         if (!st) st = act_alloc(pool, l, T * kmax, "lora dropout grad", &c.dxd);
     }
+    /* the batch's index arrays, copied into the backend's memory: ids, pos, doc, and for the loss the
+       scored rows' indices and targets (filled below) */
+    float *idx_block = NULL;
+    if (!st) st = act_alloc(pool, l, 5 * T, "batch indices", &idx_block);
     if (st) goto done;
 
     const lt_backend *be = m->be;
+    int32_t *ids_d = (int32_t *)idx_block, *pos_d = ids_d + T, *doc_d = pos_d + T, *sc_idx_d = doc_d + T,
+            *sc_tgt_d = sc_idx_d + T;
+    be->copy_in(ids_d, b->ids, T * (int64_t)sizeof(int32_t));
+    be->copy_in(pos_d, b->pos, T * (int64_t)sizeof(int32_t));
+    if (b->doc) be->copy_in(doc_d, b->doc, T * (int64_t)sizeof(int32_t));
+    c.ids = ids_d;
+    c.pos = pos_d;
+    c.doc = b->doc ? doc_d : NULL;
     /* embedding (frozen) */
     if (m->embed_lin.q)
-        for (int64_t t = 0; t < T; t++) lt_dequantize_rows(m->embed_lin.q, b->ids[t], 1, xs[0] + t * H);
+        be->embedding_q(m->embed_lin.q, ids_d, xs[0], T);
     else
-        be->embedding(m->embed_lin.f, LT_DTYPE_F32, b->ids, xs[0], T, H);
+        be->embedding(m->embed_lin.f, LT_DTYPE_F32, ids_d, xs[0], T, H);
     double t0 = now_s();
     for (int64_t i = 0; i < NL; i++) {
         step_save *s = &saves[checkpointing ? 0 : i];
@@ -435,29 +430,31 @@ static lt_status run_step(lt_model *m, lt_lora *a, const lt_train_batch *b, doub
        into tmp, their gradient computed into dres and scattered back; dres and tmp are free here. */
     int64_t n_sc = 0;
     for (int64_t t = 0; t < T; t++) n_sc += b->targets[t] != LT_IGNORE_INDEX;
+    int32_t *sc = malloc((size_t)(2 * (n_sc > 0 ? n_sc : 1)) * sizeof(int32_t)); /* indices, then targets */
+    if (!sc) {
+        st = lt_errorf(LT_ERR_NOMEM, "train step: out of memory for %lld targets", (long long)n_sc);
+        goto done;
+    }
+    for (int64_t t = 0, k = 0; t < T; t++)
+        if (b->targets[t] != LT_IGNORE_INDEX) {
+            sc[k] = (int32_t)t;
+            sc[n_sc + k++] = b->targets[t];
+        }
+    be->copy_in(sc_idx_d, sc, n_sc * (int64_t)sizeof(int32_t));
+    be->copy_in(sc_tgt_d, sc + n_sc, n_sc * (int64_t)sizeof(int32_t));
+    free(sc);
     if (n_sc == T) {
-        *sum_ce = be->ce_loss(xnf, m->lm_head.f, m->lm_head.q, b->targets, backward ? dxnf : NULL,
+        *sum_ce = be->ce_loss(xnf, m->lm_head.f, m->lm_head.q, sc_tgt_d, backward ? dxnf : NULL,
                               (float)(1.0 / loss_denominator), T, H, mc->vocab_size, &n_valid, c.scratch);
     } else {
-        int32_t *tc = malloc((size_t)(n_sc > 0 ? n_sc : 1) * sizeof(int32_t));
-        if (!tc) {
-            st = lt_errorf(LT_ERR_NOMEM, "train step: out of memory for %lld targets", (long long)n_sc);
-            goto done;
-        }
-        for (int64_t t = 0, k = 0; t < T; t++)
-            if (b->targets[t] != LT_IGNORE_INDEX) {
-                memcpy(c.tmp + k * H, xnf + t * H, (size_t)H * sizeof(float));
-                tc[k++] = b->targets[t];
-            }
+        be->gather_rows(xnf, sc_idx_d, n_sc, H, c.tmp);
         *sum_ce = n_sc == 0 ? 0.0
-                            : be->ce_loss(c.tmp, m->lm_head.f, m->lm_head.q, tc, backward ? c.dres : NULL,
+                            : be->ce_loss(c.tmp, m->lm_head.f, m->lm_head.q, sc_tgt_d, backward ? c.dres : NULL,
                                           (float)(1.0 / loss_denominator), n_sc, H, mc->vocab_size, &n_valid,
                                           c.scratch);
-        free(tc);
         if (backward) {
-            memset(dxnf, 0, (size_t)(T * H) * sizeof(float));
-            for (int64_t t = 0, k = 0; t < T; t++)
-                if (b->targets[t] != LT_IGNORE_INDEX) memcpy(dxnf + t * H, c.dres + (k++) * H, (size_t)H * sizeof(float));
+            be->zero(dxnf, T * H);
+            be->scatter_rows(c.dres, sc_idx_d, n_sc, H, dxnf);
         }
     }
     *n_scored = n_valid;

@@ -52,4 +52,15 @@ void lt_cpu_attention_bwd(const float *q, const float *k, const float *v, const 
 double lt_cpu_ce_loss(const float *x, const float *w, const lt_qtensor *wq, const int32_t *labels, float *dx,
                       float grad_scale, int64_t T, int64_t H, int64_t V, int64_t *n_valid, float *scratch);
 
+/* cpu_data_ops.c */
+void lt_cpu_copy_in(void *dst, const void *src, int64_t bytes);
+void lt_cpu_zero(float *x, int64_t n);
+void lt_cpu_add3(float *out, const float *a, const float *b, int64_t n);
+void lt_cpu_scale(float *out, const float *x, float s, int64_t n);
+void lt_cpu_add_rows(float *y, const float *bias, int64_t rows, int64_t n);
+void lt_cpu_gather_rows(const float *src, const int32_t *idx, int64_t n_idx, int64_t dim, float *dst);
+void lt_cpu_scatter_rows(const float *src, const int32_t *idx, int64_t n_idx, int64_t dim, float *dst);
+void lt_cpu_embedding_q(const lt_qtensor *table, const int32_t *ids, float *out, int64_t n);
+void lt_cpu_dropout(uint64_t key, int64_t layer, int module, double p, const float *x, float *out, int64_t n);
+
 #endif

@@ -194,6 +194,16 @@ static const lt_backend lt_cpu_backend = {
     .attention_fwd = lt_cpu_attention_fwd,
     .attention_bwd = lt_cpu_attention_bwd,
     .ce_loss = lt_cpu_ce_loss,
+    .copy_in = lt_cpu_copy_in,
+    .copy_out = lt_cpu_copy_in, /* host memory both ways */
+    .zero = lt_cpu_zero,
+    .add3 = lt_cpu_add3,
+    .scale = lt_cpu_scale,
+    .add_rows = lt_cpu_add_rows,
+    .gather_rows = lt_cpu_gather_rows,
+    .scatter_rows = lt_cpu_scatter_rows,
+    .embedding_q = lt_cpu_embedding_q,
+    .dropout = lt_cpu_dropout,
 };
 
 /* OpenBLAS runs its own thread pool; keep it the same size as loft's (LOFT_THREADS) so one
