@@ -333,7 +333,7 @@ static lt_status run_step(lt_model *m, lt_lora *a, const lt_train_batch *b, doub
 
     act_list *l = calloc(1, sizeof *l);
     if (l) { /* blocks: per layer an input + 13 saved + 7 xa; a fixed number besides */
-        l->cap = 32 + (NL + 1) * (1 + 13 + LT_LORA_N_MODULES);
+        l->cap = 40 + (NL + 1) * (1 + 13 + LT_LORA_N_MODULES);
         l->p = calloc((size_t)l->cap, sizeof *l->p);
     }
     step_save *saves = calloc((size_t)(checkpointing ? 1 : NL), sizeof *saves);
@@ -413,13 +413,17 @@ static lt_status run_step(lt_model *m, lt_lora *a, const lt_train_batch *b, doub
     if (backward) g_times.forward += t1 - t0;
     /* final norm + fused lm_head / CE: dxnf = (1/denominator) d(sum_ce)/d(xnf) */
     be->rmsnorm(xs[NL], m->final_norm, xnf, T, H, c.eps);
-    if (logits) { /* [T, V] = xnf lm_head^T, row by row through the inference linear */
-        for (int64_t t = 0; t < T; t++) {
+    if (logits) { /* [T, V] = xnf lm_head^T, row by row through the inference linear, each row copied out
+                     to the caller's (host) buffer */
+        const int64_t V = mc->vocab_size;
+        float *row = NULL;
+        st = act_alloc(pool, l, V, "logits row", &row);
+        for (int64_t t = 0; !st && t < T; t++) {
             if (m->lm_head.q)
-                be->qlinear(xnf + t * H, m->lm_head.q, NULL, logits + t * mc->vocab_size, 1, H, mc->vocab_size,
-                            c.scratch);
+                be->qlinear(xnf + t * H, m->lm_head.q, NULL, row, 1, H, V, c.scratch);
             else
-                be->matmul_nt(xnf + t * H, m->lm_head.f, logits + t * mc->vocab_size, 1, H, mc->vocab_size, 0.0f);
+                be->matmul_nt(xnf + t * H, m->lm_head.f, row, 1, H, V, 0.0f);
+            be->copy_out(logits + t * V, row, V * (int64_t)sizeof(float));
         }
         goto done;
     }
