@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/cuda/cuda.h"
 #include "model/model.h"
 #include "tok/chat.h"
 #include "tok/tok.h"
@@ -194,7 +195,17 @@ typedef struct trainer {
     lt_lr_sched sched;
     double last_loss, last_eval, last_lr, last_norm;
     double t_data, t_opt, t_ckpt, t_eval;
+    /* backend: cuda: the model and the adapter's compute state in GPU memory (gpool); the host adapter
+       keeps the masters, AdamW and the checkpoints */
+    lt_pool *gpool;
+    lt_model *gm;
+    lt_lora *gmir;
 } trainer;
+
+/* The model and adapter the steps run on: the GPU copies under backend: cuda, else the host ones. */
+static lt_model *step_model(trainer *t) { return t->gm ? t->gm : t->m; }
+static lt_lora *step_adapter(trainer *t) { return t->gmir ? t->gmir : t->a; }
+
 
 static void msg(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void msg(trainer *t, const char *fmt, ...) {
@@ -207,6 +218,21 @@ static void msg(trainer *t, const char *fmt, ...) {
         lt_progress_message(&t->prog, "%s", buf);
     else if (t->log)
         fprintf(t->log, "%s\n", buf);
+}
+
+/* backend: cuda: device memory under the same budget, the model copied, the adapter mirrored. */
+static lt_status gpu_setup(trainer *t, int64_t budget) {
+    lt_status st = lt_pool_create(budget, &t->gpool);
+    const lt_cuda_opts co = {.device = 0, .deterministic = true};
+    if (!st) st = lt_cuda_init(t->gpool, &co);
+    if (st) return lt_status_wrapf(st, "backend: cuda");
+    const double t0 = now_s();
+    st = lt_model_copy(t->m, t->gpool, lt_backend_cuda(), &t->gm);
+    if (!st) st = lt_lora_mirror_create(t->a, t->gpool, &t->gmir);
+    if (!st) st = lt_cuda_check("copying the model to the GPU");
+    if (st) return lt_status_wrapf(st, "backend: cuda");
+    msg(t, "backend: cuda on %s; model and adapter copied in %.2f s", lt_cuda_describe(), now_s() - t0);
+    return NULL;
 }
 
 static void warn_cb(void *ctx, const char *m) { msg(ctx, "warning: %s", m); }
@@ -338,7 +364,8 @@ static lt_status run_eval(trainer *t, double *out) {
         int64_t k = 0;
         if (!st) {
             lt_train_batch b = {.T = T, .ids = row.ids, .targets = row.targets, .doc = NULL, .pos = row.pos};
-            st = lt_train_eval_loss(t->m, t->a, &b, &s, &k);
+            st = lt_train_eval_loss(step_model(t), step_adapter(t), &b, &s, &k);
+            if (!st && t->gm) st = lt_cuda_check("eval");
         }
         rows_free(&row, 1);
         if (st) return lt_status_wrapf(st, "eval example %lld", (long long)i);
@@ -353,9 +380,15 @@ static lt_status setup(trainer *t) {
     const lt_recipe *r = t->r;
     lt_status st = NULL;
     if (r->training.threads > 0) lt_threads_set(r->training.threads);
-    if (r->backend == LT_BACKEND_CUDA)
-        return lt_errorf(LT_ERR_UNSUPPORTED,
-                         "backend: cuda training is not available in this build yet; use backend: cpu (or auto)");
+    if (r->backend == LT_BACKEND_CUDA) { /* before anything is loaded: say at once when there is no GPU */
+        char desc[300];
+        if (!lt_cuda_built())
+            return lt_errorf(LT_ERR_UNSUPPORTED, "backend: cuda: this loft was built without the CUDA backend (nvcc "
+                                                 "was not found at build time); use backend: cpu, or install the "
+                                                 "CUDA toolkit and rebuild");
+        if (lt_cuda_device_count(desc, sizeof desc) <= 0)
+            return lt_errorf(LT_ERR_UNSUPPORTED, "backend: cuda: %s; use backend: cpu (or auto)", desc);
+    }
     snprintf(t->run_dir, sizeof t->run_dir, "%s", r->output_dir);
     snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s", r->checkpoint.dir);
     st = lt_mkdir_p(t->run_dir);
@@ -539,6 +572,13 @@ static lt_status setup(trainer *t) {
         st = resume_from(t, t->o->resume);
         if (st) return st;
     }
+    /* backend: auto stays on the CPU until the CUDA backend has passed its GPU parity tests on real
+       hardware (docs/cuda.md); cuda asks for it explicitly */
+    if (r->backend == LT_BACKEND_CUDA) {
+        st = gpu_setup(t, p.budget);
+        if (st) return st;
+        lt_lora_mirror_push(t->a, t->gmir, lt_backend_cuda());
+    }
     char mpath[4200];
     snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", t->run_dir);
     st = lt_metrics_open(mpath, t->step, &t->metrics);
@@ -547,6 +587,12 @@ static lt_status setup(trainer *t) {
 
 static void teardown(trainer *t) {
     lt_metrics_close(t->metrics);
+    lt_lora_free(t->gmir);
+    lt_model_free(t->gm);
+    if (t->gpool) {
+        lt_cuda_shutdown();
+        lt_pool_destroy(t->gpool);
+    }
     lt_loader_free(t->ld);
     lt_lora_free(t->a);
     lt_dataset_free(t->train);
@@ -582,6 +628,7 @@ static lt_status one_step(trainer *t, bool *interrupted, int64_t *tokens_out) {
     double sum_ce = 0;
     if (!st) {
         lt_lora_zero_grad(t->a);
+        if (t->gmir) lt_lora_mirror_zero_grad(t->gmir, lt_backend_cuda());
         const double denom = n_items > 0 ? (double)n_items : 1.0;
         for (int64_t i = 0; i < n_rows && !st; i++) {
             if (t->o->stop && *t->o->stop) {
@@ -593,7 +640,8 @@ static lt_status one_step(trainer *t, bool *interrupted, int64_t *tokens_out) {
                                 .dropout_key = dropout_key(r->training.seed, t->step, i / mb, i % mb)};
             double s = 0;
             int64_t k = 0;
-            st = lt_train_step_grads(t->m, t->a, &b, denom, r->training.activation_checkpointing, &s, &k);
+            st = lt_train_step_grads(step_model(t), step_adapter(t), &b, denom, r->training.activation_checkpointing, &s,
+                                     &k);
             if (st) st = lt_status_wrapf(st, "step %lld, row %lld", (long long)t->step + 1, (long long)i);
             sum_ce += s;
         }
@@ -605,10 +653,20 @@ static lt_status one_step(trainer *t, bool *interrupted, int64_t *tokens_out) {
         if (rs) lt_status_free(rs);
         return st;
     }
+    if (t->gmir) { /* the window's gradients to the host adapter (copy_out waits for the GPU) */
+        lt_lora_mirror_pull_grads(t->gmir, t->a, lt_backend_cuda());
+        st = lt_cuda_check("training step");
+        if (st) {
+            lt_status rs = lt_loader_set_state(t->ld, t->boundary);
+            if (rs) lt_status_free(rs);
+            return lt_status_wrapf(st, "step %lld", (long long)t->step + 1);
+        }
+    }
     const double lr = lt_lr_at(&t->sched, t->step);
     double norm = 0;
     const double to = now_s();
     st = lt_lora_optimizer_step(t->a, &t->adamw, lr, t->step + 1, r->training.max_grad_norm, &norm);
+    if (t->gmir) lt_lora_mirror_push(t->a, t->gmir, lt_backend_cuda()); /* the updated compute copies */
     t->t_opt += now_s() - to;
     if (st) {
         msg(t, "warning: step %lld skipped: %s", (long long)t->step + 1, lt_status_msg(st));
