@@ -371,7 +371,7 @@ lt_quant_summary lt_model_quant_summary(const lt_model *m) { return m->qsum; }
 
 /* Offsets (in floats) of the per-call activation buffers, each 16-float (64 B) aligned. */
 typedef struct lt_act_plan {
-    int64_t x, xn, q, att, gate, up, scratch, qscratch, pos, total;
+    int64_t x, xn, q, att, gate, up, scratch, qscratch, pos, ids, logits, total;
 } lt_act_plan;
 
 static bool lt_act_take(int64_t *cursor, int64_t n, int64_t *off) {
@@ -397,10 +397,12 @@ static int64_t lt_qscratch(const lt_model *m, int64_t n) {
     return best;
 }
 
-static bool lt_act_layout(const lt_model *m, int64_t n, int64_t n_past, lt_act_plan *p) {
+/* logit_rows: rows of logits computed in the activations (backends whose memory the caller cannot read
+   directly, then copied out); 0 when they are written straight into the caller's buffer. */
+static bool lt_act_layout(const lt_model *m, int64_t n, int64_t n_past, int64_t logit_rows, lt_act_plan *p) {
     const lt_model_config *c = &m->cfg;
     const int64_t qd = c->n_heads * c->head_dim;
-    int64_t nh, nq, ni, sc, cur = 0;
+    int64_t nh, nq, ni, sc, nl, cur = 0;
     if (!lt_mul_i64(n, c->hidden_size, &nh) || !lt_mul_i64(n, qd, &nq) || !lt_mul_i64(n, c->intermediate_size, &ni))
         return false;
     int64_t L;
@@ -409,8 +411,8 @@ static bool lt_act_layout(const lt_model *m, int64_t n, int64_t n_past, lt_act_p
     return lt_act_take(&cur, nh, &p->x) && lt_act_take(&cur, nh, &p->xn) && lt_act_take(&cur, nq, &p->q) &&
            lt_act_take(&cur, nq, &p->att) && lt_act_take(&cur, ni, &p->gate) && lt_act_take(&cur, ni, &p->up) &&
            lt_act_take(&cur, sc, &p->scratch) && lt_act_take(&cur, lt_qscratch(m, n), &p->qscratch) &&
-           lt_act_take(&cur, n, &p->pos) /* int32 fits a float slot */ &&
-           (p->total = cur, true);
+           lt_act_take(&cur, n, &p->pos) /* int32 fits a float slot */ && lt_act_take(&cur, n, &p->ids) &&
+           lt_mul_i64(logit_rows, c->vocab_size, &nl) && lt_act_take(&cur, nl, &p->logits) && (p->total = cur, true);
 }
 
 /* y[M,N] = x[M,K] W^T (+ bias) with W f32 or quantized. */
@@ -481,7 +483,11 @@ lt_status lt_model_forward(lt_model *m, lt_kv_cache *kv, const int32_t *ids, int
 
     lt_act_plan p;
     int64_t bytes;
-    if (!lt_act_layout(m, n, n_past, &p) || !lt_mul_i64(p.total, (int64_t)sizeof(float), &bytes))
+    /* the CPU writes logits straight into the caller's buffer; another backend computes them in its
+       own memory and copies them out */
+    const bool direct = m->be == lt_backend_cpu();
+    const int64_t rows_out = logits ? (all_logits ? n : 1) : 0;
+    if (!lt_act_layout(m, n, n_past, direct ? 0 : rows_out, &p) || !lt_mul_i64(p.total, (int64_t)sizeof(float), &bytes))
         return lt_errorf(LT_ERR_INVALID_ARG, "forward: %lld tokens overflow the activation size", (long long)n);
     float *act;
     lt_status st = lt_pool_alloc(m->pool, LT_POOL_ACTIVATIONS, bytes, "forward activations", (void **)&act);
@@ -489,12 +495,21 @@ lt_status lt_model_forward(lt_model *m, lt_kv_cache *kv, const int32_t *ids, int
 
     const lt_backend *be = m->be;
     const int64_t H = c->hidden_size, V = c->vocab_size;
-    int32_t *pos = (int32_t *)(act + p.pos);
+    /* positions and ids into the backend's memory (the activations may be GPU memory) */
+    int32_t *pos = malloc((size_t)n * sizeof *pos);
+    if (!pos) {
+        lt_pool_free(m->pool, act);
+        return lt_errorf(LT_ERR_NOMEM, "forward: out of memory for %lld positions", (long long)n);
+    }
     for (int64_t t = 0; t < n; t++) pos[t] = (int32_t)(n_past + t);
+    be->copy_in(act + p.pos, pos, n * (int64_t)sizeof(int32_t));
+    free(pos);
+    int32_t *ids_b = (int32_t *)(act + p.ids);
+    be->copy_in(ids_b, ids, n * (int64_t)sizeof(int32_t));
     if (m->embed_lin.q)
-        for (int64_t t = 0; t < n; t++) lt_dequantize_rows(m->embed_lin.q, ids[t], 1, act + p.x + t * H);
+        be->embedding_q(m->embed_lin.q, ids_b, act + p.x, n);
     else
-        be->embedding(m->embed_lin.f, LT_DTYPE_F32, ids, act + p.x, n, H);
+        be->embedding(m->embed_lin.f, LT_DTYPE_F32, ids_b, act + p.x, n, H);
     for (int64_t l = 0; l < c->n_layers; l++) lt_layer_forward(m, l, kv, act, &p, n);
     lt_kv_advance(kv, n);
 
@@ -504,7 +519,9 @@ lt_status lt_model_forward(lt_model *m, lt_kv_cache *kv, const int32_t *ids, int
         const float *xin = act + p.x + (n - rows) * H;
         float *xn = act + p.xn;
         be->rmsnorm(xin, m->final_norm, xn, rows, H, (float)c->rms_norm_eps);
-        lt_apply(m, &m->lm_head, xn, NULL, logits, rows, H, V, act + p.qscratch);
+        float *out = direct ? logits : act + p.logits;
+        lt_apply(m, &m->lm_head, xn, NULL, out, rows, H, V, act + p.qscratch);
+        if (!direct) be->copy_out(logits, out, rows * V * (int64_t)sizeof(float));
     }
     lt_pool_free(m->pool, act);
     return NULL;

@@ -12,6 +12,7 @@
  *    lr * sign(g) per entry, so this bounds the share of entries whose gradient sign the bf16 noise
  *    flips to ~1%;
  *  - the same scored-token count.
+ * Then inference: a prefill and 3 decode steps with the KV cache in GPU memory, logits nmse <= 1e-3.
  * Without a GPU: SKIPPED with the reason, exit 77. */
 #include "mirror_step.h"
 
@@ -74,6 +75,21 @@ int main(void) {
         free(u_gpu);
         mirror_free(&r);
     }
+    /* inference on the GPU: prefill 20 tokens + 3 decode steps (KV cache in GPU memory, the decode GEMV
+       path for one token), last logits of each call: nmse <= 1e-3 (bf16 GEMM operands in the prefill;
+       the decode GEMV reads the exact weights and x in f32, so most of the error is the prefill's) */
+    float *lr = malloc(4 * 300 * sizeof(float)), *lg = malloc(4 * 300 * sizeof(float));
+    int64_t V = 0;
+    if (mirror_forward(dir, hp, dp, lt_backend_cuda(), lr, lg, &V)) {
+        CHECK_OK(lt_cuda_check("forward"));
+        for (int s = 0; s < 4; s++) {
+            const double e = nmse(lg + s * V, lr + s * V, V);
+            printf("forward %s: logits nmse %.3e (limit 1e-3)\n", s ? "decode step" : "prefill", e);
+            CHECK(e <= 1e-3);
+        }
+    }
+    free(lr);
+    free(lg);
     lt_cuda_shutdown();
     lt_pool_destroy(dp);
     lt_pool_destroy(hp);

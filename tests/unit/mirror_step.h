@@ -114,6 +114,40 @@ static bool mirror_run(const char *dir, lt_pool *host_pool, lt_pool *copy_pool, 
     return true;
 }
 
+/* Inference through a model copy: a prefill of 20 tokens then 3 decode steps with a KV cache in the
+ * copy's pool, the last logits of each call into out_ref (the host model) and out_copy (the copy), each
+ * 4 x vocab floats. */
+static bool mirror_forward(const char *dir, lt_pool *host_pool, lt_pool *copy_pool, const lt_backend *be, float *out_ref,
+                           float *out_copy, int64_t *vocab) {
+    lt_model_config cfg;
+    CHECK_OK(lt_config_parse(mirror_cfg_json, "mirror", &cfg));
+    CHECK_OK(lt_model_make_random(&cfg, &(lt_make_opts){.seed = 6, .dtype = LT_DTYPE_F32}, dir));
+    lt_model *m = NULL, *mc = NULL;
+    CHECK_OK(lt_model_load_opts(dir, host_pool, lt_backend_cpu(), &(lt_load_opts){.quantize = true, .format = LT_Q_NF4},
+                                &m));
+    if (!m) return false;
+    CHECK_OK(lt_model_copy(m, copy_pool, be, &mc));
+    lt_kv_cache *k1 = NULL, *k2 = NULL;
+    CHECK_OK(lt_kv_create(m, host_pool, 64, &k1));
+    if (mc) CHECK_OK(lt_kv_create(mc, copy_pool, 64, &k2));
+    if (!mc || !k1 || !k2) return false;
+    *vocab = cfg.vocab_size;
+    int32_t ids[20];
+    for (int t = 0; t < 20; t++) ids[t] = (int32_t)((t * 37 + 5) % cfg.vocab_size);
+    CHECK_OK(lt_model_forward(m, k1, ids, 20, out_ref, false));
+    CHECK_OK(lt_model_forward(mc, k2, ids, 20, out_copy, false));
+    for (int s = 1; s <= 3; s++) {
+        const int32_t next = (int32_t)((s * 101) % cfg.vocab_size);
+        CHECK_OK(lt_model_forward(m, k1, &next, 1, out_ref + s * cfg.vocab_size, false));
+        CHECK_OK(lt_model_forward(mc, k2, &next, 1, out_copy + s * cfg.vocab_size, false));
+    }
+    lt_kv_free(k2);
+    lt_kv_free(k1);
+    lt_model_free(mc);
+    lt_model_free(m);
+    return true;
+}
+
 static void mirror_free(mirror_result *r) {
     free(r->g_ref);
     free(r->g_copy);

@@ -3,7 +3,8 @@
  * pulled back with copy_out) gives the same loss and gradients, bit for bit, as the step on the
  * originals, with and without checkpointing, and the AdamW step after it the same masters. This is the
  * plumbing the GPU runs through (tests/gpu/test_cuda_step.c does the same with bf16 tolerances); on
- * the CPU any difference is a bug in the copy. Negative control: a mirror not pushed (A = 0 there)
+ * the CPU any difference is a bug in the copy. Inference (prefill + decode with a KV cache in the copy's
+ * pool) gives the same logits too. Negative control: a mirror not pushed (A = 0 there)
  * gives different gradients. */
 #include "mirror_step.h"
 
@@ -27,6 +28,14 @@ int main(void) {
         mirror_free(&r);
         CHECK(lt_pool_get_stats(cp).used == 0); /* the copies gave everything back */
     }
+    /* inference (prefill + decode with a KV cache) through a copy: the same logits, bit for bit */
+    float *lr = malloc(4 * 300 * sizeof(float)), *lc = malloc(4 * 300 * sizeof(float));
+    int64_t V = 0;
+    if (!mirror_forward(dir, hp, cp, lt_backend_cpu(), lr, lc, &V)) return 1;
+    CHECK(V == 300 && !memcmp(lr, lc, (size_t)(4 * V) * sizeof(float)));
+    free(lr);
+    free(lc);
+    CHECK(lt_pool_get_stats(cp).used == 0);
     mirror_result r;
     if (!mirror_run(dir, hp, cp, lt_backend_cpu(), false, false, &r)) return 1;
     CHECK(memcmp(r.g_ref, r.g_copy, (size_t)r.n_params * sizeof(float)) != 0);
