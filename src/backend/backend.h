@@ -21,6 +21,10 @@
 
 typedef struct lt_backend {
     const char *name;
+    /* true: attention, ce_loss, qlinear and qlinear_dx take their scratch from the backend's own
+     * (pool-budgeted) workspace and ignore the scratch argument, so callers need not size it with the
+     * CPU's lt_*_scratch functions (CUDA); false: the caller's scratch is used (CPU). */
+    bool own_workspace;
 
     /* y[M,N] = x[M,K] @ w[N,K]^T (+ bias[N] when non-NULL). w is a Linear weight [out, in]. */
     void (*linear)(const float *x, const float *w, const float *bias, float *y, int64_t M, int64_t K,

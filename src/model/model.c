@@ -408,9 +408,11 @@ static bool lt_act_layout(const lt_model *m, int64_t n, int64_t n_past, int64_t 
     int64_t L;
     if (!lt_add_i64(n_past, n, &L) || L > INT32_MAX) return false;
     sc = lt_attention_scratch(n, n_past, c->n_heads); /* <= max(n_heads, 128) * L: no overflow */
+    const int64_t qs = m->be->own_workspace ? 0 : lt_qscratch(m, n);
+    if (m->be->own_workspace) sc = 0; /* the backend's own workspace (backend.h) */
     return lt_act_take(&cur, nh, &p->x) && lt_act_take(&cur, nh, &p->xn) && lt_act_take(&cur, nq, &p->q) &&
            lt_act_take(&cur, nq, &p->att) && lt_act_take(&cur, ni, &p->gate) && lt_act_take(&cur, ni, &p->up) &&
-           lt_act_take(&cur, sc, &p->scratch) && lt_act_take(&cur, lt_qscratch(m, n), &p->qscratch) &&
+           lt_act_take(&cur, sc, &p->scratch) && lt_act_take(&cur, qs, &p->qscratch) &&
            lt_act_take(&cur, n, &p->pos) /* int32 fits a float slot */ && lt_act_take(&cur, n, &p->ids) &&
            lt_mul_i64(logit_rows, c->vocab_size, &nl) && lt_act_take(&cur, nl, &p->logits) && (p->total = cur, true);
 }

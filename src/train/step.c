@@ -291,6 +291,13 @@ static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t scratch_floats(const step_ctx *c) {
     const lt_model *m = c->m;
     const int64_t T = c->T, H = c->H, V = m->cfg.vocab_size;
+    int64_t rmax = 0;
+    for (int64_t l = 0; l < m->cfg.n_layers; l++)
+        for (int mo = 0; mo < LT_LORA_N_MODULES; mo++) {
+            const lt_lora_mod *md = lt_lora_get(c->a, l, (lt_lora_module)mo);
+            if (md) rmax = imax(rmax, md->r);
+        }
+    if (m->be->own_workspace) return T * rmax; /* only the LoRA backward's [T, r] buffer */
     int64_t n = imax(lt_attention_train_scratch(T, c->nh, c->hd), lt_ce_scratch(T, H, V));
     if (any_quant(m)) {
         const int64_t sh[][2] = {{H, c->qd}, {H, c->kvd}, {c->qd, H}, {H, c->I}, {c->I, H}};
@@ -298,12 +305,6 @@ static int64_t scratch_floats(const step_ctx *c) {
             n = imax(n, imax(lt_qlinear_scratch(T, sh[i][0], sh[i][1]), lt_qlinear_dx_scratch(T, sh[i][0], sh[i][1])));
     }
     if (m->lm_head.q) n = imax(n, lt_qlinear_scratch(1, H, V)); /* lt_train_logits, one row at a time */
-    int64_t rmax = 0;
-    for (int64_t l = 0; l < m->cfg.n_layers; l++)
-        for (int mo = 0; mo < LT_LORA_N_MODULES; mo++) {
-            const lt_lora_mod *md = lt_lora_get(c->a, l, (lt_lora_module)mo);
-            if (md) rmax = imax(rmax, md->r);
-        }
     return imax(n, T * rmax);
 }
 

@@ -507,6 +507,7 @@ static void cu_dropout(uint64_t key, int64_t layer, int module, double p, const 
 
 static const lt_backend cuda_backend = {
     .name = "cuda",
+    .own_workspace = true,
     .linear = cu_linear,
     .qlinear = cu_qlinear,
     .rmsnorm = cu_rmsnorm,
