@@ -71,9 +71,18 @@ extern "C" const char *lt_cuda_strerror(int err) {
 
 static cudaStream_t S(void *stream) { return (cudaStream_t)stream; }
 
-extern "C" int lt_cuda_malloc(void **p, size_t bytes) { return (int)cudaMalloc(p, bytes); }
+extern "C" int lt_cuda_malloc(void **p, size_t bytes) {
+    const cudaError_t e = cudaMalloc(p, bytes);
+    if (e != cudaSuccess) cudaGetLastError(); // not sticky: clear it, or the next launch check reports it
+    return (int)e;
+}
+extern "C" int lt_cuda_set_device(int device) { return (int)cudaSetDevice(device); }
 extern "C" int lt_cuda_free(void *p) { return (int)cudaFree(p); }
-extern "C" int lt_cuda_host_alloc(void **p, size_t bytes) { return (int)cudaMallocHost(p, bytes); }
+extern "C" int lt_cuda_host_alloc(void **p, size_t bytes) {
+    const cudaError_t e = cudaMallocHost(p, bytes);
+    if (e != cudaSuccess) cudaGetLastError();
+    return (int)e;
+}
 extern "C" int lt_cuda_host_free(void *p) { return (int)cudaFreeHost(p); }
 extern "C" int lt_cuda_memcpy_h2d(void *dst, const void *src, size_t bytes, void *stream) {
     return (int)cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, S(stream));

@@ -27,6 +27,7 @@ int lt_cuda_devinfo_get(int device, lt_cuda_devinfo *out);
 #define LT_CUDA_BLAS_ERR_BASE 100000
 const char *lt_cuda_strerror(int err);
 
+int lt_cuda_set_device(int device);               // cudaSetDevice: every later call of this thread
 int lt_cuda_malloc(void **p, size_t bytes);      // cudaMalloc (never managed memory)
 int lt_cuda_free(void *p);
 int lt_cuda_host_alloc(void **p, size_t bytes);  // pinned host memory (activation offload)

@@ -112,7 +112,8 @@ lt_status lt_cuda_init(lt_pool *pool, const lt_cuda_opts *o) {
     if (dev < 0 || dev >= n)
         return lt_errorf(LT_ERR_INVALID_ARG, "CUDA device %d does not exist (%d visible: %s)", dev, n, desc);
     lt_cuda_devinfo info;
-    int rc = lt_cuda_devinfo_get(dev, &info);
+    int rc = lt_cuda_set_device(dev);
+    if (!rc) rc = lt_cuda_devinfo_get(dev, &info);
     if (rc) return lt_errorf(LT_ERR_INTERNAL, "CUDA device %d: %s", dev, lt_cuda_strerror(rc));
     memset(&G, 0, sizeof G);
     G.pool = pool;
