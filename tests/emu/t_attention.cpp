@@ -1,5 +1,6 @@
 // kernels/attention.cu against the CPU backend's attention_fwd / attention_bwd / attention (cached):
-// GQA, document masks (sorted and unsorted doc ids), hd in {8, 24, 64, 128}, T up to 200, and
+// GQA, document masks (sorted and unsorted doc ids, a one-token document), hd in {8, 16, 24, 33, 64,
+// 96, 128, 256} (every hd class of the kernel), T up to 200 (1 to 4 tiles of 64), and
 // bit-identical reruns under another scheduling seed (the kernels promise fixed summation orders).
 //
 // Limit nmse <= 1e-10 (nmse = sum (gpu - cpu)^2 / sum cpu^2). Both sides compute in f32: each output
