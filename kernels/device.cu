@@ -9,6 +9,10 @@
 
 #include "device.cuh"
 
+static_assert(LT_CUDA_ERR_INVALID_VALUE == (int)cudaErrorInvalidValue &&
+                  LT_CUDA_ERR_MEMORY_ALLOCATION == (int)cudaErrorMemoryAllocation,
+              "device.cuh names the cudaError_t values the host glue reports");
+
 extern "C" int lt_cuda_query(char *desc, size_t cap) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);

@@ -25,6 +25,9 @@ int lt_cuda_query(char *desc, size_t cap);
 int lt_cuda_devinfo_get(int device, lt_cuda_devinfo *out);
 // cuBLAS statuses are reported as LT_CUDA_BLAS_ERR_BASE + cublasStatus_t; lt_cuda_strerror names both.
 #define LT_CUDA_BLAS_ERR_BASE 100000
+// cudaError_t values the C host glue reports itself (it includes no CUDA header).
+#define LT_CUDA_ERR_INVALID_VALUE 1     // cudaErrorInvalidValue
+#define LT_CUDA_ERR_MEMORY_ALLOCATION 2 // cudaErrorMemoryAllocation
 const char *lt_cuda_strerror(int err);
 
 int lt_cuda_set_device(int device);               // cudaSetDevice: every later call of this thread

@@ -385,9 +385,7 @@ void lt_lora_mirror_push(const lt_lora *host, lt_lora *mirror, const lt_backend 
         be->copy_in(d->at, h->at, na);
         be->copy_in(d->af, h->af, na);
         be->copy_in(d->bs, h->bs, nb);
-        be->copy_in(d->bst, h->bst, nb);
-        be->copy_in(d->pub.a_bf16, h->pub.a_bf16, na / 2);
-        be->copy_in(d->pub.b_bf16, h->pub.b_bf16, nb / 2);
+        be->copy_in(d->bst, h->bst, nb); /* the f32 copies are all forward/backward read */
     }
 }
 

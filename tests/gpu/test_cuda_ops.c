@@ -28,7 +28,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
-#include "backend/cuda/cuda.h"
+#include "gpu_test.h"
 #include "quant/quant.h"
 #include "train/optim.h"
 #ifdef LOFT_WITH_CUDA
@@ -86,20 +86,9 @@ static float *randn(int64_t n, float scale) {
     return x;
 }
 
-static double nmse(const float *got, const float *ref, int64_t n) {
-    double e = 0, s = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const double d = (double)got[i] - ref[i];
-        e += d * d;
-        s += (double)ref[i] * ref[i];
-    }
-    if (!isfinite(e)) return INFINITY;
-    return s > 0 ? e / s : e;
-}
-
 static void check_nmse(const char *what, const float *gpu_dev, const float *cpu, int64_t n, double lim) {
     const float *g = down(gpu_dev, n);
-    const double v = nmse(g, cpu, n);
+    const double v = gpu_nmse(g, cpu, n);
     printf("  %-44s nmse %.3e (limit %.0e)\n", what, v, lim);
     CHECKF(v <= lim, "%s: nmse %.3e > %.0e", what, v, lim);
 }
@@ -378,25 +367,8 @@ static void test_adamw(void) {
 }
 
 int main(void) {
-    char desc[300];
-    if (!lt_cuda_built()) {
-        printf("SKIPPED: the CUDA backend is not built (nvcc was not found when this build was configured)\n");
-        return 77;
-    }
-    if (lt_cuda_device_count(desc, sizeof desc) <= 0) {
-        printf("SKIPPED: no usable GPU: %s\n", desc);
-        return 77;
-    }
+    if (!gpu_start(16LL << 30, &DP)) return 77;
     CHECK_OK(lt_pool_create(4LL << 30, &HP));
-    CHECK_OK(lt_pool_create(16LL << 30, &DP));
-    lt_cuda_opts o = {0, true, 0};
-    lt_status st = lt_cuda_init(DP, &o);
-    if (st) {
-        printf("SKIPPED: the CUDA backend could not start: %s\n", lt_status_msg(st));
-        lt_status_free(st);
-        return 77;
-    }
-    printf("device: %s\n", lt_cuda_describe());
     CPU = lt_backend_cpu();
     GPU = lt_backend_cuda();
     for (lt_qformat f = LT_Q_BF16; f < LT_Q_COUNT; f++) test_quant(f, 96, 256);

@@ -18,39 +18,12 @@
 
 #include <math.h>
 
-#include "backend/cuda/cuda.h"
-
-static double nmse(const float *got, const float *ref, int64_t n) {
-    double e = 0, s = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const double d = (double)got[i] - ref[i];
-        e += d * d;
-        s += (double)ref[i] * ref[i];
-    }
-    return isfinite(e) && s > 0 ? e / s : INFINITY;
-}
+#include "gpu_test.h"
 
 int main(void) {
-    char desc[300];
-    if (!lt_cuda_built()) {
-        printf("SKIPPED: the CUDA backend is not built (nvcc was not found when this build was configured)\n");
-        return 77;
-    }
-    if (lt_cuda_device_count(desc, sizeof desc) <= 0) {
-        printf("SKIPPED: no usable GPU: %s\n", desc);
-        return 77;
-    }
     lt_pool *hp, *dp;
+    if (!gpu_start(4LL << 30, &dp)) return 77;
     CHECK_OK(lt_pool_create(2LL << 30, &hp));
-    CHECK_OK(lt_pool_create(4LL << 30, &dp));
-    lt_cuda_opts o = {0, true, 0};
-    lt_status st = lt_cuda_init(dp, &o);
-    if (st) {
-        printf("SKIPPED: the CUDA backend could not start: %s\n", lt_status_msg(st));
-        lt_status_free(st);
-        return 77;
-    }
-    printf("device: %s\n", lt_cuda_describe());
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/test_cuda_step", lt_test_tmpdir());
     for (int ck = 0; ck <= 1; ck++) {
@@ -63,7 +36,7 @@ int main(void) {
             u_gpu[i] = r.p_copy[i] - r.p0[i];
         }
         const double rel = fabs(r.loss_copy - r.loss_ref) / fabs(r.loss_ref);
-        const double eg = nmse(r.g_copy, r.g_ref, r.n_params), eu = nmse(u_gpu, u_ref, r.n_params);
+        const double eg = gpu_nmse(r.g_copy, r.g_ref, r.n_params), eu = gpu_nmse(u_gpu, u_ref, r.n_params);
         printf("checkpointing %d: loss gpu %.6f cpu %.6f (rel %.2e, limit 1e-2); grads nmse %.3e (limit 5e-3); "
                "updates nmse %.3e (limit 5e-2); scored %lld / %lld\n",
                ck, r.loss_copy, r.loss_ref, rel, eg, eu, (long long)r.n_copy, (long long)r.n_ref);
@@ -83,7 +56,7 @@ int main(void) {
     if (mirror_forward(dir, hp, dp, lt_backend_cuda(), lr, lg, &V)) {
         CHECK_OK(lt_cuda_check("forward"));
         for (int s = 0; s < 4; s++) {
-            const double e = nmse(lg + s * V, lr + s * V, V);
+            const double e = gpu_nmse(lg + s * V, lr + s * V, V);
             printf("forward %s: logits nmse %.3e (limit 1e-3)\n", s ? "decode step" : "prefill", e);
             CHECK(e <= 1e-3);
         }

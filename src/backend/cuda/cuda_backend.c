@@ -281,7 +281,7 @@ static void cu_swiglu(const float *gate, const float *up, float *out, int64_t n)
 static void cu_embedding(const void *table, lt_dtype table_t, const int32_t *ids, float *out, int64_t n, int64_t dim) {
     OP_GUARD();
     if (table_t != LT_DTYPE_F32 && table_t != LT_DTYPE_BF16) {
-        fail((int)LT_CUDA_BLAS_ERR_BASE + 15, "embedding (table dtype other than f32/bf16)");
+        fail(LT_CUDA_ERR_INVALID_VALUE, "embedding (the table must be f32 or bf16 on the GPU; load it unquantized)");
         return;
     }
     fail(lt_cuda_embedding(table, table_t == LT_DTYPE_BF16, ids, out, n, dim, G.stream), "embedding");
@@ -426,7 +426,7 @@ static double cu_ce_loss(const float *x, const float *w, const lt_qtensor *wq, c
     double loss = 0.0;
     int32_t *lh = malloc((size_t)T * sizeof *lh);
     if (!lh) {
-        fail((int)LT_CUDA_BLAS_ERR_BASE + 3, "ce_loss (host memory)");
+        fail(LT_CUDA_ERR_MEMORY_ALLOCATION, "ce_loss (host memory for the labels)");
         return 0.0;
     }
     if (fail(lt_cuda_memcpy_d2h(&loss, total, sizeof loss, G.stream), "ce_loss (read loss)") ||
